@@ -1,0 +1,3 @@
+from fcc.cli import main
+
+main()

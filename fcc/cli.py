@@ -1,0 +1,242 @@
+"""The `fcc` command: thin Typer commands over engine functions, rendered with rich."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from fcc import __version__
+from fcc.engine.check import run_check
+from fcc.engine.config import Overrides, Settings, config_dir, load_settings
+from fcc.engine.errors import ConfigError, FccError
+from fcc.engine.report import provider_rows, tier_rows
+from fcc.engine.scaffold import scaffold
+from fcc.engine.secrets import ENV_FILE_NAME, KeyStore
+from fcc.engine.types import TIERS, Tier
+
+app = typer.Typer(
+    name="fcc",
+    help="Run the Claude Code client on any model: a local Anthropic Messages proxy.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Config file (default: $XDG_CONFIG_HOME/free-claude-code/config.yaml)."
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None, overrides: Overrides | None = None) -> Settings:
+    try:
+        return load_settings(config, overrides)
+    except ConfigError as exc:
+        _fail("\n".join(str(p) for p in exc.problems) + "\nfix the above, then run `fcc check`")
+
+
+def _keys(settings: Settings) -> KeyStore:
+    return KeyStore(settings.config_dir / ENV_FILE_NAME)
+
+
+@app.command()
+def check(
+    paths: Annotated[list[Path] | None, typer.Argument(help="More files or folders to validate.")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate the provider catalog, your config and any given files; list every problem.
+
+    Example: fcc check ~/.config/free-claude-code/config.yaml my-provider.yaml
+    """
+    report = run_check(paths or [], config)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {"ok": report.ok, "files": report.files, "problems": [asdict(p) for p in report.problems]}
+            )
+        )
+    else:
+        for p in report.problems:
+            out.print(str(p), markup=False, highlight=False)
+        n = len(report.problems)
+        summary = f"{len(report.files)} files checked, " + ("no problems" if not n else f"{n} problem(s)")
+        (err if n else out).print(summary, markup=False, highlight=False)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def init(
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to write (default: $XDG_CONFIG_HOME/free-claude-code)."),
+    ] = None,
+) -> None:
+    """Write a commented config.yaml and a keys.env template for your provider keys.
+
+    Example: fcc init && fcc check
+    """
+    target = directory or config_dir()
+    settings = _builtin_settings()
+    tiers: dict[str, str] = {t: str(r.target) for t, r in settings.tiers.items()}
+    result = scaffold(target, tiers, list(settings.providers.values()), force)
+    for path in result.written:
+        out.print(f"wrote {path}", markup=False, highlight=False)
+    out.print(
+        f"next: put your keys in {result.written[1]}, edit the tiers, then run `fcc check`", markup=False
+    )
+
+
+def _builtin_settings() -> Settings:
+    """The catalog and built-in defaults alone (ignoring any user config)."""
+    try:
+        return load_settings(Path("/dev/null"))
+    except ConfigError as exc:
+        _fail("\n".join(str(p) for p in exc.problems))
+
+
+def _parse_tier_flags(values: list[str] | None) -> dict[Tier, str]:
+    tiers: dict[Tier, str] = {}
+    for value in values or []:
+        name, sep, ref = value.partition("=")
+        if not sep or name not in TIERS or "/" not in ref:
+            _fail(f"--tier {value}: expected TIER=PROVIDER/MODEL with TIER one of {', '.join(TIERS)}")
+        tiers[name] = ref
+    return tiers
+
+
+TierOpt = Annotated[
+    list[str] | None,
+    typer.Option("--tier", "-t", help="Route a tier: TIER=PROVIDER/MODEL (repeatable)."),
+]
+
+
+@app.command()
+def models(
+    provider: Annotated[str | None, typer.Option("--provider", "-p", help="Show only this provider.")] = None,
+    config: ConfigOpt = None,
+    tier: TierOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show where each Claude tier is routed, and what each provider offers.
+
+    Example: fcc models --provider nvidia_nim
+    """
+    settings = _settings(config, Overrides(tiers=_parse_tier_flags(tier)))
+    if provider is not None and provider not in settings.providers:
+        _fail(f"unknown provider {provider!r}: known providers are {', '.join(sorted(settings.providers))}")
+    tiers = tier_rows(settings)
+    providers = provider_rows(settings, _keys(settings), provider)
+    if as_json:
+        out.print_json(
+            json.dumps({"tiers": [asdict(t) for t in tiers], "providers": [asdict(p) for p in providers]})
+        )
+        return
+    if provider is None:
+        table = Table(title="Tiers", title_justify="left")
+        for col in ("tier", "routes to", "from", "thinking", "fallbacks"):
+            table.add_column(col)
+        for t in tiers:
+            table.add_row(t.tier, t.route, t.origin, t.thinking, ", ".join(t.fallbacks) or "-")
+        out.print(table)
+    table = Table(title="Providers", title_justify="left")
+    for col in ("id", "transport", "base URL", "key", "models"):
+        table.add_column(col, overflow="fold")
+    for p in providers:
+        key = (
+            "not needed"
+            if p.key_set is None
+            else (f"{p.key_env} set" if p.key_set else f"{p.key_env} missing")
+        )
+        table.add_row(p.id, p.transport, p.base_url, key, "\n".join(p.models) or "-")
+    out.print(table)
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option("--host", help="Bind address (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default 8082).")] = None,
+    tier: TierOpt = None,
+) -> None:
+    """Run the proxy. Then point Claude Code at it:
+
+    ANTHROPIC_BASE_URL=http://127.0.0.1:8082 ANTHROPIC_AUTH_TOKEN=anything claude
+
+    Example: fcc serve --tier opus=nvidia_nim/qwen/qwen3-coder-480b-a35b-instruct --tier haiku=ollama/qwen3:8b
+    """
+    import uvicorn
+
+    from fcc.engine.server import create_app
+
+    settings = _settings(config, Overrides(host=host, port=port, tiers=_parse_tier_flags(tier)))
+    s = settings.server
+    if s.host not in _LOOPBACK and not s.auth_token:
+        _fail(
+            f"refusing to listen on {s.host} without a token: anyone who can reach it could spend your keys. "
+            "Set server.auth_token in config.yaml (8+ characters), or bind 127.0.0.1"
+        )
+    shown = f"[{s.host}]" if ":" in s.host else s.host
+    url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else shown}:{s.port}"
+    token = "<your server.auth_token>" if s.auth_token else "anything"
+    out.print(f"fcc {__version__} listening on {url}", markup=False, highlight=False)
+    out.print("Point Claude Code at it:", markup=False)
+    out.print(f"  export ANTHROPIC_BASE_URL={url}", markup=False, highlight=False)
+    out.print(f"  export ANTHROPIC_AUTH_TOKEN={token}", markup=False, highlight=False)
+    table = Table(title="Tiers", title_justify="left")
+    for col in ("tier", "routes to", "from", "fallbacks"):
+        table.add_column(col)
+    for t in tier_rows(settings):
+        table.add_row(t.tier, t.route, t.origin, ", ".join(t.fallbacks) or "-")
+    out.print(table)
+    app_ = create_app(settings, _keys(settings))
+    uvicorn.run(
+        app_, host=s.host, port=s.port, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+    )
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        out.print(f"fcc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """fcc: point Claude Code at ANTHROPIC_BASE_URL=http://127.0.0.1:8082 and pick any backend."""
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is ours
+    try:
+        app()
+    except FccError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        sys.exit(1)

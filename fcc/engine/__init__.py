@@ -1,0 +1,1 @@
+"""The generic engine: catalog, config, routing, probes, translation, transports, health."""

@@ -1,0 +1,134 @@
+"""Provider documents frozen into typed values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+from fcc.engine.types import JSON, AuthStyle, TransportName
+
+ReasoningField = Literal["auto", "reasoning_content", "reasoning", "none"]
+ReasoningParam = Literal["none", "reasoning_effort", "openrouter", "enable_thinking", "deepseek"]
+ReasoningEcho = Literal["none", "reasoning_content", "reasoning"]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    display_name: str | None = None
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    reasoning: bool | None = None
+    vision: bool | None = None
+    free: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quirks:
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    max_output_tokens: int | None = None
+    stream_options: bool = True
+    reasoning_field: ReasoningField = "auto"
+    think_tags: bool = True
+    reasoning_param: ReasoningParam = "none"
+    reasoning_echo: ReasoningEcho = "none"
+    thought_signatures: bool = False
+    strip_keywords: frozenset[str] = frozenset()
+    drop_empty_properties: bool = False
+    strict_tools: bool = False
+    top_k: bool = False
+    vision: bool = True
+    system_messages: Literal["anywhere", "first_only"] = "anywhere"
+    assistant_null_content: bool = True
+    user_field: bool = False
+    drop_fields: frozenset[str] = frozenset()
+    drop_betas: frozenset[str] = frozenset()
+    fold_system_messages: bool = False
+    tool_call_ids: Literal["keep", "alnum9"] = "keep"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    requests_per_minute: int | None = None
+    concurrent_streams: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float
+    first_byte: float
+    idle: float
+
+
+HOSTED_TIMEOUTS = Timeouts(connect=10.0, first_byte=120.0, idle=120.0)
+LOCAL_TIMEOUTS = Timeouts(connect=5.0, first_byte=600.0, idle=300.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    id: str
+    display_name: str
+    transport: TransportName
+    base_url: str
+    auth: AuthStyle
+    api_key_env: str | None = None
+    local: bool = False
+    models: tuple[ModelInfo, ...] = ()
+    quirks: Quirks = field(default_factory=Quirks)
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = HOSTED_TIMEOUTS
+    free_tier: str | None = None
+    docs: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+    source: str = "<builtin>"
+
+    def model(self, model_id: str) -> ModelInfo | None:
+        for m in self.models:
+            if m.id == model_id:
+                return m
+        return None
+
+    def output_cap(self, model_id: str) -> int | None:
+        info = self.model(model_id)
+        if info is not None and info.max_output_tokens:
+            return info.max_output_tokens
+        return self.quirks.max_output_tokens
+
+
+def provider_from_data(data: JSON, source: str) -> Provider:
+    """A schema-valid provider mapping as a frozen value."""
+    q: dict[str, Any] = dict(data.get("quirks", {}))
+    schema_policy = q.pop("tool_schema", {})
+    fields: dict[str, Any] = {k: frozenset(v) if isinstance(v, list) else v for k, v in q.items()}
+    quirks = Quirks(
+        **fields,
+        strip_keywords=frozenset(schema_policy.get("strip_keywords", ())),
+        drop_empty_properties=schema_policy.get("empty_properties") == "drop",
+    )
+    local = bool(data.get("local", False))
+    base = LOCAL_TIMEOUTS if local else HOSTED_TIMEOUTS
+    t = data.get("timeouts", {})
+    free = data.get("free_tier") or {}
+    return Provider(
+        id=data["id"],
+        display_name=data["display_name"],
+        transport=cast(TransportName, data["transport"]),
+        base_url=data["base_url"].rstrip("/"),
+        auth=cast(AuthStyle, data["auth"]),
+        api_key_env=data.get("api_key_env"),
+        local=local,
+        models=tuple(
+            ModelInfo(**{k: v for k, v in m.items() if k != "notes"}) for m in data.get("models", ())
+        ),
+        quirks=quirks,
+        limits=Limits(**data.get("limits", {})),
+        timeouts=Timeouts(
+            connect=float(t.get("connect", base.connect)),
+            first_byte=float(t.get("first_byte", base.first_byte)),
+            idle=float(t.get("idle", base.idle)),
+        ),
+        free_tier=free.get("rate_limits") or free.get("notes"),
+        docs=data.get("docs"),
+        headers=tuple(sorted(data.get("headers", {}).items())),
+        source=source,
+    )

@@ -1,0 +1,253 @@
+"""Built-in catalog ← user config ← command-line flags, merged into one frozen Settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, cast
+
+from fcc.engine.catalog import Provider, provider_from_data
+from fcc.engine.documents import Document, iter_yaml, parse, validate
+from fcc.engine.errors import ConfigError, Problem
+from fcc.engine.resources import catalog_dir
+from fcc.engine.types import JSON, TIERS, Origin, Tier
+
+CONFIG_DIR_NAME = "free-claude-code"
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / CONFIG_DIR_NAME
+
+
+def default_config_path() -> Path:
+    explicit = os.environ.get("FCC_CONFIG")
+    return Path(explicit) if explicit else config_dir() / "config.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    provider: str
+    model: str
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        provider, _, model = text.partition("/")
+        return cls(provider, model)
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class TierRoute:
+    tier: Tier
+    target: ModelRef
+    origin: Origin
+    thinking: bool | None = None
+    fallbacks: tuple[ModelRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8082
+    auth_token: str | None = None
+    log_prompts: bool = False
+    max_body_bytes: int = 32 * 1024 * 1024
+    ping_interval: float = 10.0
+
+    def __repr__(self) -> str:  # the token is a secret too
+        token = "set" if self.auth_token else "unset"
+        return f"ServerSettings(host={self.host!r}, port={self.port}, auth_token={token})"
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """What the command line says; None means 'not given'."""
+
+    host: str | None = None
+    port: int | None = None
+    tiers: Mapping[Tier, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    server: ServerSettings
+    tiers: Mapping[Tier, TierRoute]
+    providers: Mapping[str, Provider]
+    probes: Mapping[str, bool]
+    config_path: str | None
+    config_dir: Path
+
+
+def _load_doc(path: Path, kind: str, problems: list[Problem]) -> Document | None:
+    doc, found = parse(path)
+    problems += found
+    if doc is None:
+        return None
+    if doc.data is None:  # an empty file is an empty mapping
+        return Document(doc.path, {}, doc.tree)
+    errors = validate(doc, kind)
+    problems += errors
+    return None if errors else doc
+
+
+def load_catalog(folder: Path, problems: list[Problem]) -> dict[str, tuple[Document, JSON]]:
+    """Every provider document in `folder`, by id (later duplicates are problems)."""
+    found: dict[str, tuple[Document, JSON]] = {}
+    for path in iter_yaml(folder):
+        doc = _load_doc(path, "provider", problems)
+        if doc is None:
+            continue
+        pid = doc.data["id"]
+        line, col = doc.locate(["id"])
+        if pid in found:
+            other = found[pid][0].path
+            problems.append(Problem(doc.path, line, col, f"duplicate provider id {pid!r} (also in {other})"))
+            continue
+        if path.stem != pid:
+            problems.append(
+                Problem(
+                    doc.path,
+                    line,
+                    col,
+                    f"id {pid!r} differs from the file name: rename the file to {pid}.yaml",
+                )
+            )
+        found[pid] = (doc, doc.data)
+    return found
+
+
+def _merge(base: JSON, over: JSON) -> JSON:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_settings(
+    config_path: Path | None = None,
+    overrides: Overrides | None = None,
+    *,
+    require_config: bool = False,
+) -> Settings:
+    """Everything fcc needs to run; raises ConfigError listing every problem at once."""
+    overrides = overrides or Overrides()
+    problems: list[Problem] = []
+    cat = catalog_dir()
+    catalog = load_catalog(cat / "providers", problems)
+    defaults = _load_doc(cat / "defaults.yaml", "config", problems)
+    path = config_path or default_config_path()
+    user: Document | None = None
+    if path.exists() or require_config or config_path is not None:
+        user = _load_doc(path, "config", problems)
+    if problems:
+        raise ConfigError(problems)
+    assert defaults is not None
+    user_data: JSON = user.data if user else {}
+
+    providers = _merge_providers(catalog, user, problems)
+    server = _server(defaults.data.get("server", {}), user_data.get("server", {}), overrides)
+    tiers = _tiers(defaults, user, overrides, providers if not problems else None, problems)
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        server=server,
+        tiers=MappingProxyType(tiers),
+        providers=MappingProxyType(providers),
+        probes=MappingProxyType(dict(user_data.get("probes", {}))),
+        config_path=str(path) if user else None,
+        config_dir=path.parent,
+    )
+
+
+def _merge_providers(
+    catalog: Mapping[str, tuple[Document, JSON]], user: Document | None, problems: list[Problem]
+) -> dict[str, Provider]:
+    merged = {pid: data for pid, (_, data) in catalog.items()}
+    sources = {pid: doc.path for pid, (doc, _) in catalog.items()}
+    entries: JSON = user.data.get("providers", {}) if user else {}
+    for pid, entry in entries.items():
+        assert user is not None
+        where = ["providers", pid]
+        if "id" in entry and entry["id"] != pid:
+            line, col = user.locate([*where, "id"])
+            problems.append(Problem(user.path, line, col, f"id {entry['id']!r} must equal its key {pid!r}"))
+            continue
+        data = _merge(merged[pid], entry) if pid in merged else {"id": pid, "display_name": pid, **entry}
+        # The merged result must be a whole provider (a new one needs transport, base_url…).
+        merged_doc = Document(user.path, {"p": data}, user.tree)
+        line, col = user.locate(where)
+        for p in validate(merged_doc, "provider", at=["p"]):
+            detail = p.message.split(": ", 1)[-1]
+            problems.append(Problem(user.path, line, col, f"providers/{pid}: {detail}"))
+        merged[pid] = data
+        sources[pid] = user.path
+    if problems:
+        return {}
+    return {pid: provider_from_data(data, sources[pid]) for pid, data in merged.items()}
+
+
+def _server(defaults: JSON, user: JSON, overrides: Overrides) -> ServerSettings:
+    values: dict[str, Any] = {**defaults, **user}
+    if overrides.host is not None:
+        values["host"] = overrides.host
+    if overrides.port is not None:
+        values["port"] = overrides.port
+    return ServerSettings(
+        host=str(values["host"]),
+        port=int(values["port"]),
+        auth_token=values.get("auth_token"),
+        log_prompts=bool(values.get("log_prompts", False)),
+        max_body_bytes=int(float(values.get("max_body_mb", 32)) * 1024 * 1024),
+        ping_interval=float(values.get("ping_interval", 10)),
+    )
+
+
+def _tiers(
+    defaults: Document,
+    user: Document | None,
+    overrides: Overrides,
+    providers: Mapping[str, Provider] | None,
+    problems: list[Problem],
+) -> dict[Tier, TierRoute]:
+    """Each tier from its highest layer; refs checked against `providers` unless None."""
+    out: dict[Tier, TierRoute] = {}
+    for tier in TIERS:
+        layers: list[tuple[Origin, Document | None, Any, list[str | int]]] = [
+            ("default", defaults, defaults.data.get("tiers", {}).get(tier), ["tiers", tier]),
+        ]
+        if user is not None:
+            layers.append(("config", user, user.data.get("tiers", {}).get(tier), ["tiers", tier]))
+        if tier in overrides.tiers:
+            layers.append(("flag", None, overrides.tiers[tier], []))
+        origin, doc, value, where = next(x for x in reversed(layers) if x[2] is not None)
+        spec: JSON = {"model": value} if isinstance(value, str) else dict(value)
+        refs: list[tuple[str, Document | None, list[str | int]]] = [(spec["model"], doc, where)]
+        refs += [(f, doc, [*where, "fallbacks", i]) for i, f in enumerate(spec.get("fallbacks", ()))]
+        if user is not None:
+            extra = user.data.get("fallbacks", {}).get(tier, [])
+            refs += [(f, user, ["fallbacks", tier, i]) for i, f in enumerate(extra)]
+        out[tier] = TierRoute(
+            tier=tier,
+            target=ModelRef.parse(spec["model"]),
+            origin=origin,
+            thinking=cast("bool | None", spec.get("thinking")),
+            fallbacks=tuple(ModelRef.parse(r[0]) for r in refs[1:]),
+        )
+        for text, ref_doc, ref_where in refs:
+            ref = ModelRef.parse(text)
+            if providers is None or ref.provider in providers:
+                continue
+            known = ", ".join(sorted(providers)) or "none"
+            message = f"{tier}: unknown provider {ref.provider!r} in {ref} (known: {known})"
+            if ref_doc is None:
+                problems.append(Problem("--tier", 1, 1, message))
+            else:
+                line, col = ref_doc.locate(ref_where)
+                problems.append(Problem(ref_doc.path, line, col, message))
+    return out

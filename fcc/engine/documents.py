@@ -1,0 +1,176 @@
+"""YAML documents in, plain data and located problems out.
+
+Documents are parsed with ruamel's round-trip loader only to keep key positions (it builds
+plain mappings, never arbitrary objects), validated with jsonschema collecting every error,
+and handed on as plain dicts. Nothing here knows what a provider or a tier is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from referencing import Registry, Resource
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from fcc.engine.errors import Problem
+from fcc.engine.resources import schema_path
+
+SCHEMA_KINDS = ("provider", "probe", "config")
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A parsed document: its plain data, and the positions of its keys for later messages."""
+
+    path: str
+    data: Any
+    tree: Any  # the ruamel tree, only used to locate keys
+
+    def locate(self, where: Sequence[str | int]) -> tuple[int, int]:
+        return locate(self.tree, where)
+
+
+def load_schema(kind: str) -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(schema_path(kind).read_text(encoding="utf-8"))
+    return schema
+
+
+@cache
+def _validator(kind: str) -> jsonschema.protocols.Validator:
+    schemas = {k: load_schema(k) for k in SCHEMA_KINDS if schema_path(k).exists()}
+    resources = [(s["$id"], Resource.from_contents(s)) for s in schemas.values()]
+    # Relative "$ref": "provider.schema.json#..." resolves against the sibling's $id.
+    registry: Registry[Any] = Registry().with_resources(resources)
+    cls = jsonschema.validators.validator_for(schemas[kind])
+    return cls(schemas[kind], registry=registry)
+
+
+def parse(path: Path, text: str | None = None) -> tuple[Document | None, list[Problem]]:
+    """Read and parse one YAML file; a problem instead of an exception for any failure."""
+    name = str(path)
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, [Problem(name, 1, 1, "file not found")]
+        except IsADirectoryError:
+            return None, [Problem(name, 1, 1, "is a directory, expected a YAML file")]
+        except PermissionError:
+            return None, [Problem(name, 1, 1, "cannot be read (permission denied): fix its permissions")]
+        except UnicodeDecodeError as exc:
+            return None, [Problem(name, 1, exc.start + 1, "is not UTF-8 text")]
+        except OSError as exc:
+            return None, [Problem(name, 1, 1, f"cannot be read: {exc.strerror}")]
+    yaml = YAML(typ="rt")
+    try:
+        tree = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        what = " ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
+        return None, [Problem(name, line, col, f"YAML syntax: {what}")]
+    except YAMLError as exc:
+        return None, [Problem(name, 1, 1, f"YAML syntax: {exc}")]
+    return Document(name, plain(tree), tree), []
+
+
+def plain(node: Any) -> Any:
+    """ruamel's round-trip values as plain dict/list/str/int/float/bool/None."""
+    if isinstance(node, dict):
+        return {str(k): plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [plain(v) for v in node]
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, int):
+        return bool(node) if type(node).__name__ == "ScalarBoolean" else int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, str):
+        return str(node)
+    # Dates and other YAML-only scalars: keep their text; the schema then rejects them.
+    return str(node)
+
+
+def locate(tree: Any, where: Sequence[str | int]) -> tuple[int, int]:
+    """1-based line and column of the key (or item) at `where`, or of the nearest parent."""
+    line, col = 1, 1
+    node = tree
+    for step in where:
+        if isinstance(node, CommentedMap) and step in node:
+            ln, cl = node.lc.key(step)
+            line, col = ln + 1, cl + 1
+            node = node[step]
+        elif isinstance(node, CommentedSeq) and isinstance(step, int) and 0 <= step < len(node):
+            ln, cl = node.lc.item(step)
+            line, col = ln + 1, cl + 1
+            node = node[step]
+        else:
+            break
+    return line, col
+
+
+def validate(doc: Document, kind: str, at: Sequence[str | int] = ()) -> list[Problem]:
+    """Every schema error in `doc` (or in its sub-tree at `at`), each at its own key."""
+    instance = doc.data
+    for step in at:
+        instance = instance[step]
+    problems = []
+    for top in _validator(kind).iter_errors(instance):
+        err = _branch_error(top)
+        path: list[str | int] = [*at, *err.absolute_path]
+        path += _offending_key(err)
+        line, col = doc.locate(path)
+        where = "/".join(str(p) for p in path) or "(document)"
+        problems.append(Problem(doc.path, line, col, f"{where}: {_message(err)}"))
+    return sorted(problems, key=lambda p: (p.line, p.col, p.message))
+
+
+def _offending_key(err: jsonschema.ValidationError) -> list[str]:
+    """Point an additionalProperties error at the unexpected key, not its parent."""
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        known = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+        extra = [k for k in err.instance if k not in known]
+        if extra:
+            return [extra[0]]
+    return []
+
+
+def _branch_error(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """For oneOf/anyOf, the error of the branch whose type the value has (a tier written as
+    a mapping is judged as a mapping), so the message names the real mistake."""
+    if err.validator not in ("oneOf", "anyOf") or not err.context:
+        return err
+    wrong_type = {
+        e.relative_schema_path[0] for e in err.context if e.validator == "type" and not e.relative_path
+    }
+    same_type = [e for e in err.context if e.relative_schema_path[0] not in wrong_type]
+    return _branch_error(same_type[0]) if same_type else err
+
+
+def _message(err: jsonschema.ValidationError) -> str:
+    if err.validator in ("oneOf", "anyOf"):
+        return "expected PROVIDER/MODEL or a mapping with model: PROVIDER/MODEL"
+    if err.validator == "pattern" and isinstance(err.schema, dict) and "description" in err.schema:
+        return f"{err.instance!r} is not valid: expected {err.schema['description']}"
+    if err.validator == "enum":
+        choices = ", ".join(repr(c) for c in err.validator_value)  # type: ignore[union-attr]
+        return f"{err.instance!r} is not one of {choices}"
+    return str(err.message)
+
+
+def iter_yaml(folder: Path) -> Iterator[Path]:
+    if folder.is_dir():
+        yield from sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+
+
+def flatten(groups: Iterable[list[Problem]]) -> list[Problem]:
+    return [p for g in groups for p in g]

@@ -1,0 +1,57 @@
+"""What `fcc models` shows, as plain data (the CLI renders it; --json prints it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fcc.engine.config import Settings
+from fcc.engine.secrets import KeyStore
+
+
+@dataclass(frozen=True, slots=True)
+class TierRow:
+    tier: str
+    route: str
+    origin: str
+    thinking: str
+    fallbacks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRow:
+    id: str
+    name: str
+    transport: str
+    base_url: str
+    key_env: str | None
+    key_set: bool | None  # None: the provider needs no key
+    models: tuple[str, ...]
+    free_tier: str | None
+
+
+def tier_rows(settings: Settings) -> list[TierRow]:
+    thinking = {None: "client", True: "on", False: "off"}
+    return [
+        TierRow(t.tier, str(t.target), t.origin, thinking[t.thinking], tuple(str(f) for f in t.fallbacks))
+        for t in settings.tiers.values()
+    ]
+
+
+def provider_rows(settings: Settings, keys: KeyStore, only: str | None = None) -> list[ProviderRow]:
+    rows = []
+    for p in sorted(settings.providers.values(), key=lambda p: p.id):
+        if only is not None and p.id != only:
+            continue
+        rows.append(
+            ProviderRow(
+                id=p.id,
+                name=p.display_name,
+                transport=p.transport,
+                base_url=p.base_url,
+                key_env=p.api_key_env,
+                key_set=None if not p.api_key_env else keys.get(p.api_key_env) is not None,
+                models=tuple(m.id for m in p.models),
+                free_tier=p.free_tier,
+            )
+        )
+    return rows

@@ -1,0 +1,1 @@
+"""Pure translation: requests, stream chunks and errors between the two wire protocols. No I/O."""

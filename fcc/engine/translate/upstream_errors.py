@@ -1,0 +1,185 @@
+"""An upstream's refusal → an Anthropic error the client can act on (PROTOCOL.md C, G, J).
+
+Claude Code keys its recovery on wording: `prompt is too long…` compacts the conversation,
+and a whole message `capability_rejected: <class>` makes it retry without the feature. Those
+are produced only when the upstream's words make the class certain.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from fcc.engine.errors import UpstreamError
+from fcc.engine.types import JSON
+
+_STATUS: dict[int, tuple[int, str]] = {
+    400: (400, "invalid_request_error"),
+    401: (401, "authentication_error"),
+    402: (402, "billing_error"),
+    403: (403, "permission_error"),
+    404: (404, "not_found_error"),
+    408: (504, "timeout_error"),
+    409: (409, "conflict_error"),
+    413: (413, "request_too_large"),
+    422: (400, "invalid_request_error"),
+    429: (429, "rate_limit_error"),
+    500: (500, "api_error"),
+    502: (529, "overloaded_error"),
+    503: (529, "overloaded_error"),
+    504: (504, "timeout_error"),
+    529: (529, "overloaded_error"),
+}
+# Another candidate may well succeed after these (fallback); the rest are about the request.
+RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+_OVERFLOW = re.compile(
+    r"context[ _-]?length|context[ _-]?window|maximum context|prompt is too long|too many tokens"
+    r"|input (is )?too long|exceeds? the (model'?s? )?(maximum|max)|reduce the length",
+    re.IGNORECASE,
+)
+_NUMBERS = re.compile(r"(\d[\d,]*)\s*tokens?", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class _Capability:
+    token: str
+    needs: str  # a request feature that must be present
+    words: re.Pattern[str]
+
+
+_CAPABILITIES = (
+    _Capability("image_block", "image", re.compile(r"\bimage|vision|multimodal|image_url", re.I)),
+    _Capability("document_block", "document", re.compile(r"\bdocument|\bpdf\b|file part|\bfile\b", re.I)),
+    _Capability(
+        "structured_outputs_unsupported",
+        "format",
+        re.compile(r"response_format|json_schema|structured", re.I),
+    ),
+    _Capability(
+        "thinking_type:adaptive", "thinking", re.compile(r"reasoning|thinking|enable_thinking", re.I)
+    ),
+)
+
+
+def upstream_message(body: bytes) -> tuple[str, str | None]:
+    """The human message and machine code from an error body of any common shape."""
+    text = body.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return (text[:500] or "no details"), None
+    if isinstance(data, list) and data and isinstance(data[0], dict):  # Gemini wraps errors in a list
+        data = data[0]
+    if not isinstance(data, dict):
+        return text[:500], None
+    err = data.get("error", data)
+    if isinstance(err, str):
+        return err[:500], None
+    if not isinstance(err, dict):
+        return text[:500], None
+    message = (
+        err.get("message") or err.get("detail") or data.get("message") or data.get("detail") or text[:500]
+    )
+    code = err.get("code") or err.get("type")
+    return str(message)[:1000], (str(code) if code is not None else None)
+
+
+def classify(
+    status: int,
+    body: bytes,
+    request: JSON,
+    who: str,
+    retry_after: float | None = None,
+) -> UpstreamError:
+    message, code = upstream_message(body)
+    if status in (400, 413, 422) and (code == "context_length_exceeded" or _OVERFLOW.search(message)):
+        return UpstreamError(
+            _too_long(message), status=400, error_type="invalid_request_error", retryable=False
+        )
+    out_status, error_type = _STATUS.get(
+        status, (500, "api_error") if status >= 500 else (400, "invalid_request_error")
+    )
+    if status in (400, 422):
+        token = _capability(message, request)
+        if token is not None:
+            return UpstreamError(
+                f"capability_rejected: {token}",
+                status=400,
+                error_type="invalid_request_error",
+                retryable=False,
+            )
+    if status == 404:
+        return UpstreamError(
+            f"{who} does not know this model ({message}): check the tier's PROVIDER/MODEL with `fcc models`",
+            status=404,
+            error_type="not_found_error",
+            retryable=True,
+            should_retry=False,
+        )
+    if status in (401, 403):
+        return UpstreamError(
+            f"{who} refused the key ({message}): check the key, then restart fcc",
+            status=out_status,
+            error_type=error_type,
+            retryable=True,
+            should_retry=False,
+        )
+    return UpstreamError(
+        f"{who}: {message}",
+        status=out_status,
+        error_type=error_type,
+        retryable=status in RETRYABLE or status >= 500,
+        retry_after=retry_after,
+    )
+
+
+def in_stream(message: str, error_type: str, request: JSON, who: str) -> UpstreamError:
+    """An error event that arrived before any content: as if the upstream had refused."""
+    if _OVERFLOW.search(message):
+        return UpstreamError(
+            _too_long(message), status=400, error_type="invalid_request_error", retryable=False
+        )
+    status = {"overloaded_error": 529, "rate_limit_error": 429, "invalid_request_error": 400}.get(
+        error_type, 500
+    )
+    return UpstreamError(f"{who}: {message}", status=status, error_type=error_type, retryable=status != 400)
+
+
+def _too_long(message: str) -> str:
+    numbers = [int(n.replace(",", "")) for n in _NUMBERS.findall(message)]
+    if len(numbers) >= 2:
+        limit = min(numbers)
+        used = max(numbers)
+        return f"prompt is too long: {used} tokens > {limit} maximum ({message})"
+    return f"prompt is too long: {message}"
+
+
+def _capability(message: str, request: JSON) -> str | None:
+    features = _features(request)
+    if not re.search(
+        r"not support|unsupported|does not accept|not allowed|not available|invalid type|unknown",
+        message,
+        re.I,
+    ):
+        return None
+    for cap in _CAPABILITIES:
+        if cap.needs in features and cap.words.search(message):
+            return cap.token
+    return None
+
+
+def _features(request: JSON) -> set[str]:
+    found: set[str] = set()
+    thinking = request.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        found.add("thinking")
+    if isinstance((request.get("output_config") or {}).get("format"), dict):
+        found.add("format")
+    blob = json.dumps(request.get("messages", []))
+    if '"type": "image"' in blob:
+        found.add("image")
+    if '"type": "document"' in blob:
+        found.add("document")
+    return found

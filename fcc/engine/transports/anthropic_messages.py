@@ -1,0 +1,57 @@
+"""The anthropic_messages adapter: forward to an Anthropic-compatible server, normalize its stream."""
+
+from __future__ import annotations
+
+import json
+
+from fcc.engine.secrets import KeyStore
+from fcc.engine.translate.anthropic_request import forward_betas, to_anthropic_upstream
+from fcc.engine.translate.anthropic_stream import AnthropicStreamNormalizer
+from fcc.engine.translate.events import Event
+from fcc.engine.translate.sse import SSEMessage
+from fcc.engine.transports.base import StreamTranslator, Turn, UpstreamRequest, auth_headers
+
+
+class AnthropicMessages:
+    def build(self, turn: Turn, keys: KeyStore) -> UpstreamRequest:
+        p = turn.provider
+        headers = auth_headers(p, keys)
+        headers["content-type"] = "application/json"
+        headers["accept"] = "text/event-stream"
+        headers["anthropic-version"] = turn.version or "2023-06-01"
+        beta = forward_betas(turn.beta, p.quirks.drop_betas)
+        if beta:
+            headers["anthropic-beta"] = beta
+        thinking = None if turn.thinking else False
+        body = to_anthropic_upstream(turn.body, turn.model, p.quirks, thinking, p.output_cap(turn.model))
+        return UpstreamRequest(f"{p.base_url}/v1/messages", headers, body)
+
+    def translator(self, turn: Turn) -> StreamTranslator:
+        return _Events(AnthropicStreamNormalizer(turn.message_id, turn.requested_model, turn.input_estimate))
+
+
+class _Events:
+    __slots__ = ("_n",)
+
+    def __init__(self, normalizer: AnthropicStreamNormalizer) -> None:
+        self._n = normalizer
+
+    def start(self) -> list[Event]:
+        return []
+
+    def feed(self, message: SSEMessage) -> list[Event]:
+        if not message.data:
+            return []
+        try:
+            data = json.loads(message.data)
+        except ValueError:
+            return self._n.feed(
+                "error", {"error": {"type": "api_error", "message": "the upstream sent a malformed event"}}
+            )
+        return self._n.feed(message.event, data) if isinstance(data, dict) else []
+
+    def finish(self) -> list[Event]:
+        return self._n.finish()
+
+    def abort(self, message: str) -> list[Event]:
+        return self._n.feed("error", {"error": {"type": "api_error", "message": message}})

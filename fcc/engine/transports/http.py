@@ -1,0 +1,136 @@
+"""The one place fcc talks HTTP to an upstream: send, check status, decode SSE, translate.
+
+Adapters stay pure; this loop owns timeouts and connection errors. Before the upstream has
+answered, failures raise UpstreamError (the caller may fall back or answer with an HTTP
+error); after, they become the translator's error event, so the stream still obeys the
+grammar.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import email.utils
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+
+from fcc.engine.errors import UpstreamError
+from fcc.engine.secrets import KeyStore
+from fcc.engine.translate.events import Event
+from fcc.engine.translate.sse import SSEDecoder, SSEMessage
+from fcc.engine.translate.upstream_errors import classify
+from fcc.engine.transports.base import Adapter, Turn
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+def who(turn: Turn) -> str:
+    return f"{turn.provider.display_name} ({turn.provider.id}/{turn.model})"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+async def stream_turn(
+    client: httpx.AsyncClient, adapter: Adapter, turn: Turn, keys: KeyStore
+) -> AsyncIterator[Event]:
+    request = adapter.build(turn, keys)
+    translator = adapter.translator(turn)
+    timeouts = turn.provider.timeouts
+    p = turn.provider
+    try:
+        async with asyncio.timeout(timeouts.connect + timeouts.first_byte):
+            response = await client.send(
+                client.build_request("POST", request.url, headers=request.headers, json=request.json),
+                stream=True,
+            )
+    except TimeoutError:
+        raise UpstreamError(
+            f"{who(turn)} did not answer within {timeouts.first_byte:g}s",
+            status=504,
+            error_type="timeout_error",
+            retryable=True,
+        ) from None
+    except httpx.ConnectError:
+        hint = "is it running?" if p.local else "check your network"
+        raise UpstreamError(
+            f"cannot reach {p.display_name} at {p.base_url} ({hint}); to use another backend, "
+            "route the tiers elsewhere in config.yaml or with `fcc serve --tier TIER=PROVIDER/MODEL`",
+            status=502 if p.local else 529,
+            error_type="api_error" if p.local else "overloaded_error",
+            retryable=True,
+            should_retry=False if p.local else None,
+        ) from None
+    except httpx.HTTPError as exc:
+        raise UpstreamError(
+            f"{who(turn)}: request failed ({type(exc).__name__})",
+            status=529,
+            error_type="overloaded_error",
+            retryable=True,
+        ) from None
+    try:
+        if response.status_code != 200:
+            body = b""
+            async for piece in response.aiter_bytes():
+                body += piece
+                if len(body) > _MAX_ERROR_BODY:
+                    break
+            raise classify(
+                response.status_code,
+                body,
+                turn.body,
+                who(turn),
+                retry_after_seconds(response.headers.get("retry-after")),
+            )
+        for event in translator.start():
+            yield event
+        if response.headers.get("content-type", "").startswith("application/json"):
+            # The server ignored stream:true and answered with one JSON body.
+            body = await response.aread()
+            for event in translator.feed(SSEMessage(None, body.decode("utf-8", "replace"))):
+                yield event
+            for event in translator.finish():
+                yield event
+            return
+        decoder = SSEDecoder()
+        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        chunks = response.aiter_bytes()
+        while True:
+            try:
+                async with asyncio.timeout(timeouts.idle):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                for event in translator.abort(f"{who(turn)} went silent for {timeouts.idle:g}s mid-answer"):
+                    yield event
+                return
+            except httpx.HTTPError as exc:
+                for event in translator.abort(
+                    f"{who(turn)}: connection lost mid-answer ({type(exc).__name__})"
+                ):
+                    yield event
+                return
+            for message in decoder.feed(text.decode(chunk)):
+                for event in translator.feed(message):
+                    yield event
+        for message in decoder.feed(text.decode(b"", final=True)) + decoder.flush():
+            for event in translator.feed(message):
+                yield event
+        for event in translator.finish():
+            yield event
+    finally:
+        await response.aclose()

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from syrupy.assertion import SnapshotAssertion
+from syrupy.extensions.amber import AmberSnapshotExtension
+
+from fcc.engine.config import Settings, load_settings
+from fcc.engine.secrets import KeyStore
+from fcc.engine.server import create_app
+from tests.support.servers import serve
+from tests.support.upstream import Upstream
+
+# Tests never read the developer's own ~/.config/free-claude-code or keys.
+_HOME = tempfile.mkdtemp(prefix="fcc-test-home-")
+os.environ["XDG_CONFIG_HOME"] = str(Path(_HOME) / "config")
+os.environ.pop("FCC_CONFIG", None)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+FIXTURES = SHARED / "fixtures" / "claude-code"
+
+
+@dataclass
+class Live:
+    upstream: Upstream
+    upstream_url: str
+
+
+@pytest.fixture(scope="session")
+def live_upstream() -> Iterator[Live]:
+    upstream = Upstream()
+    with serve(upstream.app()) as url:
+        yield Live(upstream, url)
+
+
+def replay_config(tmp: Path, upstream_url: str, extra: str = "") -> Path:
+    path = tmp / "config.yaml"
+    path.write_text(
+        f"""\
+providers:
+  replay:
+    display_name: Replay upstream
+    transport: openai_chat
+    base_url: {upstream_url}/v1
+    auth: none
+    local: true
+  replay_anthropic:
+    display_name: Replay Anthropic upstream
+    transport: anthropic_messages
+    base_url: {upstream_url}
+    auth: none
+    local: true
+tiers:
+  opus: replay/agent:echo
+  sonnet: replay/agent:echo
+  haiku: replay/text:hi_there
+  default: replay/text:hello_from_the_test_upstream
+{extra}""",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture
+def replay_settings(tmp_path: Path, live_upstream: Live) -> Settings:
+    return load_settings(replay_config(tmp_path, live_upstream.upstream_url))
+
+
+@pytest.fixture
+def fcc_url(replay_settings: Settings) -> Iterator[str]:
+    with serve(create_app(replay_settings, KeyStore(environ={}))) as url:
+        yield url
+
+
+class _SnapshotsDir(AmberSnapshotExtension):
+    # Pinned translations live in tests/snapshots/, as the layout says.
+    snapshot_dirname = "snapshots"
+
+
+@pytest.fixture
+def snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
+    return snapshot.use_extension(_SnapshotsDir)

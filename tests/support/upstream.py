@@ -1,0 +1,215 @@
+"""A real upstream for tests: replays the stream corpus and plays scripted agents.
+
+The model name picks the behaviour:
+  case:NAME            replay tests/corpus/{openai,anthropic}/NAME.sse by the route's protocol
+  status:CODE          answer CODE with an error body in that protocol (retry-after on 429)
+  agent:echo           a tiny agent: first a Bash tool call, then an answer quoting its result
+  text:WORDS           a plain streamed answer of WORDS
+Every request body and its headers are recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+
+def corpus_events(protocol: str, name: str) -> list[str]:
+    """A corpus file split into the events the server writes one by one."""
+    text = (CORPUS / protocol / f"{name}.sse").read_text(encoding="utf-8")
+    return [part + "\n\n" for part in text.split("\n\n") if part.strip()]
+
+
+@dataclass
+class Recorded:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Upstream:
+    requests: list[Recorded] = field(default_factory=list)
+    delay: float = 0.0  # seconds between events
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/messages", self.messages, methods=["POST"]),
+            ]
+        )
+
+    async def _record(self, request: Request) -> Any:
+        body = await request.json()
+        self.requests.append(Recorded(request.url.path, dict(request.headers), body))
+        return body
+
+    async def _stream(self, events: list[str]) -> AsyncIterator[bytes]:
+        for event in events:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield event.encode()
+
+    async def chat(self, request: Request) -> Response:
+        body = await self._record(request)
+        model: str = body.get("model", "")
+        kind, _, arg = model.partition(":")
+        if kind == "status":
+            return _error(
+                int(arg), {"error": {"message": f"upstream says {arg}", "type": "test", "code": arg}}
+            )
+        if kind == "overflow":
+            message = (
+                "This model's maximum context length is 32768 tokens. "
+                "However, your messages resulted in 40000 tokens."
+            )
+            return _error(
+                400,
+                {
+                    "error": {
+                        "message": message,
+                        "type": "invalid_request_error",
+                        "code": "context_length_exceeded",
+                    }
+                },
+            )
+        if kind == "case":
+            return StreamingResponse(
+                self._stream(corpus_events("openai", arg)), media_type="text/event-stream"
+            )
+        if kind == "agent":
+            return StreamingResponse(self._stream(_openai_agent(body)), media_type="text/event-stream")
+        words = arg.replace("_", " ") if kind == "text" else "hello from the test upstream"
+        return StreamingResponse(self._stream(_openai_text(words)), media_type="text/event-stream")
+
+    async def messages(self, request: Request) -> Response:
+        body = await self._record(request)
+        model: str = body.get("model", "")
+        kind, _, arg = model.partition(":")
+        if kind == "status":
+            return _error(
+                int(arg), {"type": "error", "error": {"type": "api_error", "message": f"upstream says {arg}"}}
+            )
+        if kind == "case":
+            return StreamingResponse(
+                self._stream(corpus_events("anthropic", arg)), media_type="text/event-stream"
+            )
+        words = arg.replace("_", " ") if kind == "text" else "hello from the test upstream"
+        return StreamingResponse(self._stream(_anthropic_text(words)), media_type="text/event-stream")
+
+
+def _error(status: int, body: Any) -> Response:
+    headers = {"retry-after": "7"} if status == 429 else {}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> str:
+    data: dict[str, Any] = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "test",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    if usage:
+        data["usage"] = usage
+    return f"data: {json.dumps(data)}\n\n"
+
+
+def _openai_text(words: str) -> list[str]:
+    pieces = [w + " " for w in words.split(" ")]
+    pieces[-1] = pieces[-1].rstrip()
+    out = [_chunk({"role": "assistant", "content": ""})]
+    out += [_chunk({"content": p}) for p in pieces]
+    out.append(
+        _chunk(
+            {},
+            "stop",
+            {"prompt_tokens": 21, "completion_tokens": len(pieces), "total_tokens": 21 + len(pieces)},
+        )
+    )
+    out.append("data: [DONE]\n\n")
+    return out
+
+
+def _openai_agent(body: dict[str, Any]) -> list[str]:
+    """Calls Bash once, then answers quoting the tool's output."""
+    messages = body.get("messages", [])
+    last = messages[-1] if messages else {}
+    if last.get("role") == "tool":
+        return _openai_text(f"The command printed: {last.get('content', '')}")
+    if not any(t.get("function", {}).get("name") == "Bash" for t in body.get("tools", [])):
+        return _openai_text("ok")
+    args = json.dumps({"command": "echo hello-from-tool", "description": "Print a greeting"})
+    return [
+        _chunk({"role": "assistant", "content": "I'll run a command."}),
+        _chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": 0,
+                        "id": "call_echo1",
+                        "type": "function",
+                        "function": {"name": "Bash", "arguments": ""},
+                    }
+                ]
+            }
+        ),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[:20]}}]}),
+        _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[20:]}}]}),
+        _chunk({}, "tool_calls", {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}),
+        "data: [DONE]\n\n",
+    ]
+
+
+def _anthropic_event(data: dict[str, Any]) -> str:
+    return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n"
+
+
+def _anthropic_text(words: str) -> list[str]:
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_up",
+            "type": "message",
+            "role": "assistant",
+            "model": "up",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 17, "output_tokens": 1},
+        },
+    }
+    return [
+        _anthropic_event(start),
+        _anthropic_event(
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        ),
+        *[
+            _anthropic_event(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}}
+            )
+            for w in words.split(" ")
+        ],
+        _anthropic_event({"type": "content_block_stop", "index": 0}),
+        _anthropic_event(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": 5},
+            }
+        ),
+        _anthropic_event({"type": "message_stop"}),
+    ]

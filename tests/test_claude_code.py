@@ -1,0 +1,69 @@
+"""The real Claude Code CLI, through fcc, against a real upstream on loopback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fcc.engine.config import Settings
+from fcc.engine.secrets import KeyStore
+from fcc.engine.server import create_app
+from tests.conftest import Live
+from tests.support.claude import CURRENT, LEGACY, claude_binary, run_claude
+from tests.support.servers import serve
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def claude() -> Path:
+    return claude_binary(CURRENT)
+
+
+def test_plain_answer(claude: Path, fcc_url: str, tmp_path: Path, live_upstream: Live):
+    result = run_claude(claude, fcc_url, tmp_path, "say hello", "--model", "claude-haiku-4-5")
+    assert result["is_error"] is False, result
+    assert result["result"] == "hi there"
+    assert result["usage"]["input_tokens"] > 0
+
+
+def test_tool_round_trip(claude: Path, fcc_url: str, tmp_path: Path, live_upstream: Live):
+    before = len(live_upstream.upstream.requests)
+    result = run_claude(
+        claude,
+        fcc_url,
+        tmp_path,
+        "run echo hello-from-tool and tell me what it printed",
+        "--allowedTools",
+        "Bash",
+        "--dangerously-skip-permissions",
+    )
+    assert result["is_error"] is False, result
+    assert result["result"] == "The command printed: hello-from-tool"
+    assert result["num_turns"] == 2
+    # The second upstream request carried the tool's real output back, paired by id.
+    turns = [r.body for r in live_upstream.upstream.requests[before:] if r.body.get("tools")]
+    last = turns[-1]["messages"]
+    assert last[-1]["role"] == "tool" and last[-1]["content"].strip() == "hello-from-tool"
+    assert last[-1]["tool_call_id"] == last[-2]["tool_calls"][0]["id"] == "call_echo1"
+
+
+def test_auth_token_enforced(claude: Path, replay_settings: Settings, tmp_path: Path):
+    import dataclasses
+
+    server = dataclasses.replace(replay_settings.server, auth_token="s3cret-token")
+    settings = dataclasses.replace(replay_settings, server=server)
+    with serve(create_app(settings, KeyStore(environ={}))) as url:
+        ok = run_claude(
+            claude, url, tmp_path, "say hello", "--model", "claude-haiku-4-5", token="s3cret-token"
+        )
+        assert ok["result"] == "hi there"
+        denied = run_claude(claude, url, tmp_path, "say hello", "--model", "claude-haiku-4-5", token="wrong")
+        assert denied["is_error"] is True
+
+
+def test_legacy_client(fcc_url: str, tmp_path: Path):
+    result = run_claude(claude_binary(LEGACY), fcc_url, tmp_path, "say hello", "--model", "claude-haiku-4-5")
+    assert result["is_error"] is False, result
+    assert result["result"] == "hi there"
