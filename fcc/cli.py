@@ -25,6 +25,8 @@ from fcc.engine.types import TIERS, Tier
 app = typer.Typer(
     name="fcc",
     help="Run the Claude Code client on any model: a local Anthropic Messages proxy.",
+    epilog="Example: fcc init && fcc check && fcc serve, then "
+    "ANTHROPIC_BASE_URL=http://127.0.0.1:8082 ANTHROPIC_AUTH_TOKEN=anything claude",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,

@@ -73,13 +73,24 @@ def parse(path: Path, text: str | None = None) -> tuple[Document | None, list[Pr
     try:
         tree = yaml.load(text)
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        what = " ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
-        return None, [Problem(name, line, col, f"YAML syntax: {what}")]
+        return None, [_syntax_problem(name, text, exc)]
     except YAMLError as exc:
         return None, [Problem(name, 1, 1, f"YAML syntax: {exc}")]
     return Document(name, plain(tree), tree), []
+
+
+def _syntax_problem(name: str, text: str, exc: MarkedYAMLError) -> Problem:
+    problem, context = exc.problem_mark, exc.context_mark
+    what = " ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
+    # An unclosed bracket or quote is only noticed at the end of the file: point at where
+    # it opened, which is where the fix goes.
+    at_end = problem is None or problem.index >= len(text.rstrip())
+    mark = context if (at_end and context is not None) else (problem or context)
+    if mark is None:
+        return Problem(name, 1, 1, f"YAML syntax: {what}")
+    if context is not None and mark is problem and context.line != problem.line:
+        what += f" (started at line {context.line + 1})"
+    return Problem(name, mark.line + 1, mark.column + 1, f"YAML syntax: {what}")
 
 
 def plain(node: Any) -> Any:
@@ -135,7 +146,9 @@ def validate(doc: Document, kind: str, at: Sequence[str | int] = ()) -> list[Pro
 
 
 def _offending_key(err: jsonschema.ValidationError) -> list[str]:
-    """Point an additionalProperties error at the unexpected key, not its parent."""
+    """Point an additionalProperties or propertyNames error at the key itself, not its parent."""
+    if "propertyNames" in err.relative_schema_path and isinstance(err.instance, str):
+        return [err.instance]
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         known = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
         extra = [k for k in err.instance if k not in known]
@@ -156,15 +169,68 @@ def _branch_error(err: jsonschema.ValidationError) -> jsonschema.ValidationError
     return _branch_error(same_type[0]) if same_type else err
 
 
+_JSON_TYPES = {
+    dict: "a mapping",
+    list: "a list",
+    str: "a string",
+    bool: "true/false",
+    int: "a number",
+    float: "a number",
+}
+_SHOWN = 60  # longer values are not echoed: a message must never carry a file's secrets
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if isinstance(value, int | float | bool) or len(text) <= _SHOWN else _kind(value)
+
+
 def _message(err: jsonschema.ValidationError) -> str:
-    if err.validator in ("oneOf", "anyOf"):
+    v, value, schema = err.validator, err.instance, err.schema if isinstance(err.schema, dict) else {}
+    if v in ("oneOf", "anyOf"):
         return "expected PROVIDER/MODEL or a mapping with model: PROVIDER/MODEL"
-    if err.validator == "pattern" and isinstance(err.schema, dict) and "description" in err.schema:
-        return f"{err.instance!r} is not valid: expected {err.schema['description']}"
-    if err.validator == "enum":
+    if v == "type":
+        wanted = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
+        names = {
+            "object": "a mapping",
+            "array": "a list",
+            "string": "a string",
+            "integer": "a whole number",
+            "number": "a number",
+            "boolean": "true or false",
+            "null": "null",
+        }
+        return f"expected {' or '.join(names.get(str(w), str(w)) for w in wanted)}, got {_kind(value)}"
+    if v == "pattern":
+        hint = f" ({schema['description']})" if "description" in schema else ""
+        return f"{_shown(value)} must match {err.validator_value}{hint}"
+    if v == "enum":
         choices = ", ".join(repr(c) for c in err.validator_value)  # type: ignore[union-attr]
-        return f"{err.instance!r} is not one of {choices}"
-    return str(err.message)
+        return f"{_shown(value)} is not one of {choices}"
+    if v == "minLength":
+        return f"too short: at least {err.validator_value} characters"
+    if v == "required":
+        return str(err.message)
+    if v == "additionalProperties":
+        extra = (
+            sorted(k for k in value if k not in schema.get("properties", {}))
+            if isinstance(value, dict)
+            else []
+        )
+        known = ", ".join(sorted(schema.get("properties", {})))
+        return (
+            f"unknown key{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}; known keys: {known}"
+        )
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return str(err.message)
+    message = str(err.message)
+    return message if len(message) <= 200 else f"{message[:200]}…"
 
 
 def iter_yaml(folder: Path) -> Iterator[Path]:

@@ -24,8 +24,10 @@ def parse_env_file(text: str) -> dict[str, str]:
         if not m:
             continue
         value = m.group(2)
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-            value = value[1:-1]
+        if value[:1] in ("'", '"'):
+            # A quoted value ends at its closing quote; a comment may follow.
+            end = value.find(value[0], 1)
+            value = value[1:end] if end != -1 else value[1:]
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
         if value:
@@ -51,10 +53,6 @@ class KeyStore:
         if not name:
             return None
         return self._environ.get(name) or self._file.get(name) or None
-
-    def values(self) -> list[str]:
-        """Every key value known, for redaction of text that might echo one."""
-        return [v for v in (*self._file.values(),) if len(v) >= 8]
 
     def __repr__(self) -> str:
         return f"KeyStore({len(self._file)} from file)"

@@ -34,7 +34,7 @@ from fcc.engine.server.edge import (
     upstream_error_response,
 )
 from fcc.engine.translate.events import MessageAccumulator
-from fcc.engine.translate.tokens import count_tokens
+from fcc.engine.translate.tokens import count_tokens, estimate_from_size
 from fcc.engine.transports import TRANSPORTS
 from fcc.engine.types import JSON
 
@@ -110,7 +110,7 @@ def create_app(
             should_retry=False,
         )
 
-    async def read_json(request: Request) -> JSON:
+    async def read_json(request: Request) -> tuple[JSON, int]:
         limit = server.max_body_bytes
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
@@ -136,7 +136,7 @@ def create_app(
             ) from None
         if not isinstance(data, dict):
             raise ClientError("request body must be a JSON object")
-        return data
+        return data, len(raw)
 
     def require_messages(body: JSON, *, need_max_tokens: bool) -> None:
         model = body.get("model")
@@ -155,11 +155,11 @@ def create_app(
     async def messages(request: Request) -> Response:
         if not authorized(request):
             return deny()
-        body = await read_json(request)
+        body, size = await read_json(request)
         require_messages(body, need_max_tokens=True)
         route = resolve(body["model"], settings)
         record = TurnRecord(requested=body["model"], tier=route.tier)
-        estimate = count_tokens(body)
+        estimate = estimate_from_size(size)
         turn = TurnRequest(
             body,
             route,
@@ -238,7 +238,7 @@ def create_app(
     async def count(request: Request) -> Response:
         if not authorized(request):
             return deny()
-        body = await read_json(request)
+        body, _ = await read_json(request)
         require_messages(body, need_max_tokens=False)
         return JSONResponse({"input_tokens": count_tokens(body)})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fcc.engine.translate.events import (
+    DELTA_FIELD,
     BlockStart,
     BlockStop,
     Delta,
@@ -21,16 +22,9 @@ from fcc.engine.translate.events import (
     Ping,
     RawDelta,
     Usage,
+    complete_json,
 )
 from fcc.engine.types import JSON
-
-_KNOWN_DELTAS = {"text_delta", "input_json_delta", "thinking_delta", "signature_delta"}
-_DELTA_VALUE = {
-    "text_delta": "text",
-    "input_json_delta": "partial_json",
-    "thinking_delta": "thinking",
-    "signature_delta": "signature",
-}
 
 
 def usage_from(data: Any) -> Usage:
@@ -58,6 +52,7 @@ class AnthropicStreamNormalizer:
         self._next = 0
         self._started = False
         self._input: Usage | None = None
+        self._tool_json: dict[int, list[str]] = {}  # our index → input fragments
         self.terminated = False
         self.saw_stop = False
 
@@ -81,6 +76,8 @@ class AnthropicStreamNormalizer:
             self._map[_index(data)] = self._next
             self._open = self._next
             self._next += 1
+            if block.get("type") == "tool_use":
+                self._tool_json[self._open] = []
             out.append(BlockStart(self._open, block))
         elif kind == "content_block_delta":
             ours = self._map.get(_index(data))
@@ -88,9 +85,11 @@ class AnthropicStreamNormalizer:
             if ours is None or ours != self._open or not isinstance(delta, dict):
                 return out  # a delta for a block already closed or never started
             dkind = delta.get("type")
-            if dkind in _KNOWN_DELTAS:
-                value = delta.get(_DELTA_VALUE[dkind])
+            if dkind in DELTA_FIELD:
+                value = delta.get(DELTA_FIELD[dkind])
                 if isinstance(value, str):
+                    if dkind == "input_json_delta" and ours in self._tool_json:
+                        self._tool_json[ours].append(value)
                     out.append(Delta(ours, dkind, value))
             else:
                 out.append(RawDelta(ours, delta))
@@ -104,9 +103,13 @@ class AnthropicStreamNormalizer:
             usage = usage_from(data.get("usage"))
             if self._input is not None and not usage.input_tokens:
                 usage.input_tokens = self._input.input_tokens
-            out.append(
-                MessageDelta(delta.get("stop_reason") or "end_turn", usage, delta.get("stop_sequence"))
-            )
+            stop = delta.get("stop_reason") or "end_turn"
+            # llama.cpp says max_tokens beside a whole tool call; a call that arrived
+            # complete is a tool_use stop, as the openai_chat path decides too.
+            whole = all(complete_json("".join(parts)) for parts in self._tool_json.values())
+            if stop in ("end_turn", "max_tokens") and self._tool_json and whole:
+                stop = "tool_use"
+            out.append(MessageDelta(stop, usage, delta.get("stop_sequence")))
         elif kind == "message_stop":
             self._ensure_started(out)
             self._close(out)

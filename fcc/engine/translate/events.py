@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fcc.engine.types import JSON
 
 DeltaKind = Literal["text_delta", "input_json_delta", "thinking_delta", "signature_delta"]
-_DELTA_FIELD: dict[str, str] = {
+DELTA_FIELD: dict[str, str] = {
     "text_delta": "text",
     "input_json_delta": "partial_json",
     "thinking_delta": "thinking",
@@ -74,7 +74,7 @@ class Delta:
     type: str = "content_block_delta"
 
     def wire(self) -> JSON:
-        delta = {"type": self.kind, _DELTA_FIELD[self.kind]: self.value}
+        delta = {"type": self.kind, DELTA_FIELD[self.kind]: self.value}
         return {"type": "content_block_delta", "index": self.index, "delta": delta}
 
 
@@ -174,7 +174,7 @@ class MessageAccumulator:
             if event.kind == "input_json_delta":
                 self._json[event.index].append(event.value)
             else:
-                key = _DELTA_FIELD[event.kind]
+                key = DELTA_FIELD[event.kind]
                 block[key] = block.get(key, "") + event.value
         elif isinstance(event, BlockStop):
             parts = self._json.pop(event.index, None)
@@ -190,6 +190,16 @@ class MessageAccumulator:
 
     def result(self) -> JSON:
         return {**self._message, "content": self._blocks}
+
+
+def complete_json(text: str) -> bool:
+    """Tool input that arrived whole: empty, or a JSON object."""
+    if not text.strip():
+        return True
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def _parse_input(text: str) -> Any:

@@ -23,6 +23,7 @@ from fcc.engine.translate.events import (
     MessageStart,
     MessageStop,
     Usage,
+    complete_json,
 )
 from fcc.engine.translate.signature import make_signature
 from fcc.engine.translate.think import ThinkSplitter
@@ -139,7 +140,8 @@ class OpenAIStreamTranslator:
                 self._open_call(out, call)
                 self._close(out)
         stop = _STOP_REASONS.get(self._finish or "stop", "end_turn")
-        if self._calls:
+        if self._calls and all(complete_json("".join(c.args)) for c in self._calls):
+            # A call emitted means tool_use, whatever the server said, unless it was cut off.
             stop = "tool_use"
         elif self._refusal:
             stop = "refusal"

@@ -35,7 +35,7 @@ _STATUS: dict[int, tuple[int, str]] = {
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 _OVERFLOW = re.compile(
-    r"context[ _-]?length|context[ _-]?window|maximum context|prompt is too long|too many tokens"
+    r"context[ _-]?(length|window|size)|maximum context|prompt is too long|too many tokens"
     r"|input (is )?too long|exceeds? the (model'?s? )?(maximum|max)|reduce the length",
     re.IGNORECASE,
 )
