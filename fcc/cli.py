@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -17,7 +18,8 @@ from fcc import __version__
 from fcc.engine.check import run_check
 from fcc.engine.config import Overrides, Settings, config_dir, load_settings
 from fcc.engine.errors import ConfigError, FccError
-from fcc.engine.report import provider_rows, tier_rows
+from fcc.engine.report import probe_rows, provider_rows, tier_rows
+from fcc.engine.resources import catalog_dir
 from fcc.engine.scaffold import scaffold
 from fcc.engine.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.types import TIERS, Tier
@@ -30,6 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
+    pretty_exceptions_enable=False,
 )
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -148,10 +151,14 @@ def models(
         _fail(f"unknown provider {provider!r}: known providers are {', '.join(sorted(settings.providers))}")
     tiers = tier_rows(settings)
     providers = provider_rows(settings, _keys(settings), provider)
+    probes = probe_rows(settings)
     if as_json:
-        out.print_json(
-            json.dumps({"tiers": [asdict(t) for t in tiers], "providers": [asdict(p) for p in providers]})
-        )
+        data = {
+            "tiers": [asdict(t) for t in tiers],
+            "providers": [asdict(p) for p in providers],
+            "probes": [asdict(p) for p in probes],
+        }
+        out.print_json(json.dumps(data))
         return
     if provider is None:
         table = Table(title="Tiers", title_justify="left")
@@ -169,8 +176,21 @@ def models(
             if p.key_set is None
             else (f"{p.key_env} set" if p.key_set else f"{p.key_env} missing")
         )
-        table.add_row(p.id, p.transport, p.base_url, key, "\n".join(p.models) or "-")
+        more = (f"+{len(p.models) - 2} more",) if provider is None and len(p.models) > 2 else ()
+        shown = p.models if provider is not None else p.models[:2] + more
+        table.add_row(p.id, p.transport, p.base_url, key, "\n".join(shown) or "-")
     out.print(table)
+    if provider is None:
+        table = Table(title="Local answers (probes)", title_justify="left")
+        for col in ("probe", "on", "answer", "from"):
+            table.add_column(col, overflow="fold")
+        for pr in probes:
+            table.add_row(pr.name, "yes" if pr.active else "no", pr.answer, _short_source(pr.source))
+        out.print(table)
+
+
+def _short_source(source: str) -> str:
+    return "built-in" if source.startswith(str(catalog_dir())) else source
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -242,3 +262,11 @@ def main() -> None:
     except FccError as exc:
         err.print(str(exc), markup=False, highlight=False)
         sys.exit(1)
+    except Exception as exc:  # the one place an unexpected failure becomes an exit code
+        if os.environ.get("FCC_DEBUG"):
+            raise
+        what = f"{type(exc).__name__}: {exc}"
+        err.print(
+            f"fcc: internal error ({what}); rerun with FCC_DEBUG=1 for details", markup=False, highlight=False
+        )
+        sys.exit(2)

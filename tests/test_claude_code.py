@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,26 @@ def test_legacy_client(fcc_url: str, tmp_path: Path):
     result = run_claude(claude_binary(LEGACY), fcc_url, tmp_path, "say hello", "--model", "claude-haiku-4-5")
     assert result["is_error"] is False, result
     assert result["result"] == "hi there"
+
+
+def test_legacy_client_busywork_never_reaches_the_upstream(
+    fcc_url: str, tmp_path: Path, live_upstream: Live, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="fcc.request")
+    before = len(live_upstream.upstream.requests)
+    result = run_claude(
+        claude_binary(LEGACY),
+        fcc_url,
+        tmp_path,
+        "run echo hello-from-tool and tell me what it printed",
+        "--allowedTools",
+        "Bash",
+    )
+    assert result["result"] == "The command printed: hello-from-tool"
+    sent = live_upstream.upstream.requests[before:]
+    # Only the two real model turns went upstream: no warmup, no file-path extraction.
+    assert len(sent) == 2
+    assert all(len(r.body["messages"]) > 1 and r.body.get("tools") for r in sent)
+    answered = [r.getMessage() for r in caplog.records if "probe:" in r.getMessage()]
+    assert sum("probe:warmup" in m for m in answered) >= 1
+    assert any("probe:file_paths" in m for m in answered)

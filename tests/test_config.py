@@ -81,7 +81,8 @@ def test_builtin_defaults_alone() -> None:
         assert route.fallbacks == ()
         assert route.thinking is None
     assert len(settings.providers) >= 19
-    assert dict(settings.probes) == {}
+    assert settings.disabled_probes == frozenset()
+    assert {p.name for p in settings.active_probes} >= {"title", "quota", "suggestion", "warmup"}
 
 
 def test_config_file_overrides_defaults(tmp_path: Path) -> None:
@@ -97,7 +98,8 @@ def test_config_file_overrides_defaults(tmp_path: Path) -> None:
     assert settings.tiers["sonnet"].target == ModelRef("groq", "openai/gpt-oss-120b")
     assert settings.tiers["sonnet"].origin == "config"
     assert settings.tiers["opus"].origin == "default"
-    assert dict(settings.probes) == {"title": False}
+    assert settings.disabled_probes == {"title"}
+    assert "title" not in {p.name for p in settings.active_probes}
     assert settings.config_path == str(path)
     assert settings.config_dir == tmp_path
 

@@ -6,7 +6,7 @@ in leading comments:
     # expect: LINE:COL: SUBSTRING OF THE MESSAGE     (one or more)
     # xfail: bug: WHY                                 (optional: a known fcc bug, strict xfail)
 
-File names start with `provider_` or `config_` (or `yaml_` for syntax errors, checked as
+File names start with `provider_`, `probe_` or `config_` (or `yaml_` for syntax errors, checked as
 configs), and fcc must classify them that way.
 """
 
@@ -63,7 +63,10 @@ def _params(folder: Path) -> list[object]:
 
 
 def _expected_kind(path: Path) -> str:
-    return "provider" if path.name.startswith("provider_") else "config"
+    for kind in ("provider", "probe"):
+        if path.name.startswith(f"{kind}_"):
+            return kind
+    return "config"
 
 
 def test_example_folders_are_populated() -> None:

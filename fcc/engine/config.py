@@ -12,6 +12,7 @@ from typing import Any, cast
 from fcc.engine.catalog import Provider, provider_from_data
 from fcc.engine.documents import Document, iter_yaml, parse, validate
 from fcc.engine.errors import ConfigError, Problem
+from fcc.engine.probes.model import Probe, probe_from_data
 from fcc.engine.resources import catalog_dir
 from fcc.engine.types import JSON, TIERS, Origin, Tier
 
@@ -79,9 +80,14 @@ class Settings:
     server: ServerSettings
     tiers: Mapping[Tier, TierRoute]
     providers: Mapping[str, Provider]
-    probes: Mapping[str, bool]
+    probes: tuple[Probe, ...]  # every probe known, built-in and the user's
+    disabled_probes: frozenset[str]
     config_path: str | None
     config_dir: Path
+
+    @property
+    def active_probes(self) -> tuple[Probe, ...]:
+        return tuple(p for p in self.probes if p.name not in self.disabled_probes)
 
 
 def _load_doc(path: Path, kind: str, problems: list[Problem]) -> Document | None:
@@ -122,6 +128,27 @@ def load_catalog(folder: Path, problems: list[Problem]) -> dict[str, tuple[Docum
     return found
 
 
+def _load_probes(folders: list[Path], problems: list[Problem]) -> tuple[Probe, ...]:
+    """Built-in probe documents, then the user's: a user probe replaces one of the same name."""
+    found: dict[str, Probe] = {}
+    for folder in folders:
+        seen: dict[str, str] = {}
+        for path in iter_yaml(folder):
+            doc = _load_doc(path, "probe", problems)
+            if doc is None:
+                continue
+            name = doc.data["name"]
+            if name in seen:
+                line, col = doc.locate(["name"])
+                problems.append(
+                    Problem(doc.path, line, col, f"duplicate probe name {name!r} (also in {seen[name]})")
+                )
+                continue
+            seen[name] = doc.path
+            found[name] = probe_from_data(doc.data, doc.path)
+    return tuple(found.values())
+
+
 def _merge(base: JSON, over: JSON) -> JSON:
     out = dict(base)
     for k, v in over.items():
@@ -150,16 +177,28 @@ def load_settings(
     assert defaults is not None
     user_data: JSON = user.data if user else {}
 
+    probes = _load_probes([cat / "probes", path.parent / "probes"], problems)
     providers = _merge_providers(catalog, user, problems)
     server = _server(defaults.data.get("server", {}), user_data.get("server", {}), overrides)
     tiers = _tiers(defaults, user, overrides, providers if not problems else None, problems)
+    toggles: dict[str, bool] = user_data.get("probes", {})
+    known = {p.name for p in probes}
+    for name in toggles:
+        if name not in known:
+            assert user is not None
+            line, col = user.locate(["probes", name])
+            names = ", ".join(sorted(known))
+            problems.append(
+                Problem(user.path, line, col, f"probes/{name}: no probe of that name (known: {names})")
+            )
     if problems:
         raise ConfigError(problems)
     return Settings(
         server=server,
         tiers=MappingProxyType(tiers),
         providers=MappingProxyType(providers),
-        probes=MappingProxyType(dict(user_data.get("probes", {}))),
+        probes=probes,
+        disabled_probes=frozenset(name for name, on in toggles.items() if not on),
         config_path=str(path) if user else None,
         config_dir=path.parent,
     )

@@ -165,8 +165,15 @@ def _branch_error(err: jsonschema.ValidationError) -> jsonschema.ValidationError
     wrong_type = {
         e.relative_schema_path[0] for e in err.context if e.validator == "type" and not e.relative_path
     }
-    same_type = [e for e in err.context if e.relative_schema_path[0] not in wrong_type]
-    return _branch_error(same_type[0]) if same_type else err
+    branches: dict[object, list[jsonschema.ValidationError]] = {}
+    for e in err.context:
+        if e.relative_schema_path[0] not in wrong_type:
+            branches.setdefault(e.relative_schema_path[0], []).append(e)
+    if not branches:
+        return err
+    # Of the branches the value could be, the one it misses by least (then by deepest error).
+    errors = min(branches.values(), key=lambda es: (len(es), -max(len(e.relative_path) for e in es)))
+    return _branch_error(max(errors, key=lambda e: len(e.relative_path)))
 
 
 _JSON_TYPES = {
@@ -215,6 +222,9 @@ def _message(err: jsonschema.ValidationError) -> str:
         return f"{_shown(value)} is not one of {choices}"
     if v == "minLength":
         return f"too short: at least {err.validator_value} characters"
+    if v == "minProperties":
+        why = f" ({schema['description']})" if "description" in schema else ""
+        return f"needs at least {err.validator_value} keys{why}"
     if v == "required":
         return str(err.message)
     if v == "additionalProperties":

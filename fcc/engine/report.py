@@ -29,6 +29,23 @@ class ProviderRow:
     free_tier: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeRow:
+    name: str
+    active: bool
+    answer: str
+    source: str
+
+
+def probe_rows(settings: Settings) -> list[ProbeRow]:
+    rows = []
+    for p in settings.probes:
+        a = p.answer
+        answer = "empty" if a.empty else (f"computed ({a.function})" if a.function else repr(a.text))
+        rows.append(ProbeRow(p.name, p.name not in settings.disabled_probes, answer, p.source))
+    return rows
+
+
 def tier_rows(settings: Settings) -> list[TierRow]:
     thinking = {None: "client", True: "on", False: "off"}
     return [

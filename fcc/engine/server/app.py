@@ -23,6 +23,7 @@ from fcc.engine.config import Settings
 from fcc.engine.dispatch import Dispatcher, TurnRecord, new_message_id
 from fcc.engine.dispatch import Request as TurnRequest
 from fcc.engine.errors import ClientError, FccError, UpstreamError
+from fcc.engine.probes import Probe, answer_events, find_probe
 from fcc.engine.router import resolve
 from fcc.engine.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.server.edge import (
@@ -33,7 +34,7 @@ from fcc.engine.server.edge import (
     sse_body,
     upstream_error_response,
 )
-from fcc.engine.translate.events import MessageAccumulator
+from fcc.engine.translate.events import MessageAccumulator, encode
 from fcc.engine.translate.tokens import count_tokens, estimate_from_size
 from fcc.engine.transports import TRANSPORTS
 from fcc.engine.types import JSON
@@ -75,6 +76,7 @@ def create_app(
 ) -> Starlette:
     state = AppState(settings, keys or KeyStore(settings.config_dir / ENV_FILE_NAME))
     server = settings.server
+    active_probes = settings.active_probes
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -160,6 +162,9 @@ def create_app(
         route = resolve(body["model"], settings)
         record = TurnRecord(requested=body["model"], tier=route.tier)
         estimate = estimate_from_size(size)
+        probe = find_probe(active_probes, body, route.tier)
+        if probe is not None:
+            return _probe_answer(probe, body, estimate, record)
         turn = TurnRequest(
             body,
             route,
@@ -187,6 +192,29 @@ def create_app(
         stream = sse_body(first, pump, server.ping_interval, new_message_id(), body["model"], estimate)
         headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
         return StreamingResponse(_logged(stream, record), media_type="text/event-stream", headers=headers)
+
+    def _probe_answer(probe: Probe, body: JSON, estimate: int, record: TurnRecord) -> Response:
+        # Busywork answered here: no upstream call, no rate-limited request spent.
+        events = answer_events(probe, body, new_message_id(), estimate)
+        record.probe = probe.name
+        record.served_by = f"probe:{probe.name}"
+        for event in events:
+            record.note(event)
+        headers = {
+            "request-id": request_id(),
+            "x-fcc-probe": probe.name,
+            "x-fcc-route": f"probe:{probe.name}",
+        }
+        _log(record, 200)
+        if body.get("stream"):
+            payload = b"".join(encode(e) for e in events)
+            return Response(
+                payload, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
+            )
+        acc = MessageAccumulator()
+        for event in events:
+            acc.feed(event)
+        return JSONResponse(acc.result(), headers=headers)
 
     async def _whole(pump: Pump, record: TurnRecord, headers: dict[str, str]) -> Response:
         acc = MessageAccumulator()
