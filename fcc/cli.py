@@ -18,7 +18,7 @@ from fcc import __version__
 from fcc.engine.check import run_check
 from fcc.engine.config import Overrides, Settings, config_dir, load_settings
 from fcc.engine.errors import ConfigError, FccError
-from fcc.engine.report import probe_rows, provider_rows, tier_rows
+from fcc.engine.report import live_health, probe_rows, provider_rows, tier_rows
 from fcc.engine.resources import catalog_dir
 from fcc.engine.scaffold import scaffold
 from fcc.engine.secrets import ENV_FILE_NAME, KeyStore
@@ -152,11 +152,13 @@ def models(
     tiers = tier_rows(settings)
     providers = provider_rows(settings, _keys(settings), provider)
     probes = probe_rows(settings)
+    health = live_health(settings)
     if as_json:
         data = {
             "tiers": [asdict(t) for t in tiers],
             "providers": [asdict(p) for p in providers],
             "probes": [asdict(p) for p in probes],
+            "health": health,
         }
         out.print_json(json.dumps(data))
         return
@@ -187,6 +189,26 @@ def models(
         for pr in probes:
             table.add_row(pr.name, "yes" if pr.active else "no", pr.answer, _short_source(pr.source))
         out.print(table)
+    _print_health(health)
+
+
+def _print_health(health: dict[str, object] | None) -> None:
+    if health is None:
+        out.print("Health: no fcc is running at the configured address.", markup=False)
+        return
+    candidates = health.get("candidates") or {}
+    assert isinstance(candidates, dict)
+    if not candidates:
+        out.print("Health (live): every backend that has been used is healthy.", markup=False)
+        return
+    table = Table(title="Health (live)", title_justify="left")
+    for col in ("candidate", "state", "recent failures", "cool-down left", "last error"):
+        table.add_column(col, overflow="fold")
+    for key, c in candidates.items():
+        table.add_row(
+            key, c["state"], str(c["recent_failures"]), f"{c['cooldown_left']}s", c["last_error"] or "-"
+        )
+    out.print(table)
 
 
 def _short_source(source: str) -> str:

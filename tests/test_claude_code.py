@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from fcc.engine.config import Settings
+from fcc.engine.config import Settings, load_settings
 from fcc.engine.secrets import KeyStore
 from fcc.engine.server import create_app
-from tests.conftest import Live
+from tests.conftest import Live, replay_config
 from tests.support.claude import CURRENT, LEGACY, claude_binary, run_claude
 from tests.support.servers import serve
 
@@ -62,6 +62,27 @@ def test_auth_token_enforced(claude: Path, replay_settings: Settings, tmp_path: 
         assert ok["result"] == "hi there"
         denied = run_claude(claude, url, tmp_path, "say hello", "--model", "claude-haiku-4-5", token="wrong")
         assert denied["is_error"] is True
+
+
+def test_session_survives_a_rate_limited_primary(claude: Path, tmp_path: Path, live_upstream: Live):
+    path = replay_config(tmp_path, live_upstream.upstream_url, "fallbacks:\n  opus: [replay/agent:echo]\n")
+    path.write_text(path.read_text().replace("opus: replay/agent:echo", "opus: replay/status:429"))
+    before = len(live_upstream.upstream.requests)
+    with serve(create_app(load_settings(path), KeyStore(environ={}))) as url:
+        result = run_claude(
+            claude,
+            url,
+            tmp_path,
+            "run echo hello-from-tool and tell me what it printed",
+            "--allowedTools",
+            "Bash",
+            "--dangerously-skip-permissions",
+        )
+    assert result["is_error"] is False, result
+    assert result["result"] == "The command printed: hello-from-tool"
+    models = [r.body["model"] for r in live_upstream.upstream.requests[before:]]
+    # The primary said 429 (retry after 7 s) once; the rest of the session went to the fallback.
+    assert models == ["status:429", "agent:echo", "agent:echo"]
 
 
 def test_legacy_client(fcc_url: str, tmp_path: Path):

@@ -7,6 +7,7 @@ one clean stream. Once content has flowed, a failure ends the stream with an err
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from fcc.engine.errors import UpstreamError
+from fcc.engine.health import Health, RateLimits
 from fcc.engine.router import Candidate, Route
 from fcc.engine.secrets import KeyStore
 from fcc.engine.translate.events import ErrorEvent, Event, MessageDelta, MessageStart, Ping
@@ -69,13 +71,36 @@ class Request:
     version: str | None
 
 
+# How long a request may wait for a rate-limited or cooling-down backend before fcc answers
+# 429 itself (the client then waits retry-after and asks again).
+MAX_QUEUE_WAIT = 20.0
+
+
+def _all_busy(request: Request, wait: float) -> UpstreamError:
+    return UpstreamError(
+        f"every backend for {request.route.tier or request.route.requested} is rate-limited or cooling down; "
+        f"retry in {max(1, round(wait))}s (see GET /health)",
+        status=429,
+        error_type="rate_limit_error",
+        retryable=True,
+        retry_after=max(wait, 1.0),
+    )
+
+
 class Dispatcher:
     def __init__(
-        self, client: httpx.AsyncClient, adapters: Mapping[TransportName, Adapter], keys: KeyStore
+        self,
+        client: httpx.AsyncClient,
+        adapters: Mapping[TransportName, Adapter],
+        keys: KeyStore,
+        health: Health | None = None,
+        limits: RateLimits | None = None,
     ) -> None:
         self._client = client
         self._adapters = adapters
         self._keys = keys
+        self.health = health or Health()
+        self.limits = limits or RateLimits()
 
     def _turn(self, request: Request, candidate: Candidate, message_id: str) -> Turn:
         route = request.route
@@ -92,46 +117,95 @@ class Dispatcher:
             version=request.version,
         )
 
+    def wait(self, candidate: Candidate) -> float:
+        p = candidate.provider
+        return max(self.health.wait(candidate.label), self.limits.wait(p.id, p.limits))
+
     async def events(self, request: Request, record: TurnRecord) -> AsyncIterator[Event]:
         """Events of the first candidate that produces content; UpstreamError if none does."""
         message_id = new_message_id()
-        candidates = request.route.candidates
         last: UpstreamError | None = None
-        for position, candidate in enumerate(candidates):
-            record.attempts.append(candidate.label)
-            turn = self._turn(request, candidate, message_id)
-            adapter = self._adapters[candidate.provider.transport]
-            held: list[Event] = []
-            flowing = False
+        deferred: list[tuple[float, int, Candidate]] = []
+        for position, candidate in enumerate(request.route.candidates):
+            wait = self.wait(candidate)
+            if wait > 0:
+                deferred.append((wait, position, candidate))
+                continue
             try:
-                async for event in stream_turn(self._client, adapter, turn, self._keys):
-                    if not flowing:
-                        if isinstance(event, MessageStart | Ping):
-                            held.append(event)
-                            continue
-                        if isinstance(event, ErrorEvent):
-                            raise in_stream(event.message, event.error_type, request.body, who(turn))
-                        flowing = True
-                        record.served_by = candidate.label
-                        for early in held:
-                            yield early
-                    record.note(event)
+                async for event in self._attempt(request, candidate, message_id, record):
                     yield event
-                if not flowing:  # an upstream that ended with nothing at all
-                    raise UpstreamError(
-                        f"{who(turn)} ended without answering",
-                        status=529,
-                        error_type="overloaded_error",
-                        retryable=True,
-                    )
                 return
             except UpstreamError as exc:
-                if flowing:
-                    raise
                 last = exc
-                if not exc.retryable or position == len(candidates) - 1:
+                if not exc.retryable:
                     break
+        if deferred and (last is None or last.retryable):
+            # Nothing could serve at once: queue for the first candidate to free up, as long
+            # as that is soon; otherwise say when to come back.
+            waiting = [c for _, _, c in sorted(deferred)]
+            deadline = time.monotonic() + MAX_QUEUE_WAIT
+            while waiting:
+                wait, candidate = min(((self.wait(c), c) for c in waiting), key=lambda x: x[0])
+                if wait > 0:
+                    if time.monotonic() + wait > deadline:
+                        last = _all_busy(request, wait)
+                        break
+                    await asyncio.sleep(min(wait, 0.25))
+                    continue
+                try:
+                    async for event in self._attempt(request, candidate, message_id, record):
+                        yield event
+                    return
+                except UpstreamError as exc:
+                    last = exc
+                    waiting.remove(candidate)
+                    if not exc.retryable:
+                        break
         assert last is not None
         record.status = last.status
         record.error_type = last.error_type
         raise last
+
+    async def _attempt(
+        self, request: Request, candidate: Candidate, message_id: str, record: TurnRecord
+    ) -> AsyncIterator[Event]:
+        """One candidate's events; raises UpstreamError if it fails before any content."""
+        record.attempts.append(candidate.label)
+        provider = candidate.provider
+        turn = self._turn(request, candidate, message_id)
+        adapter = self._adapters[provider.transport]
+        held: list[Event] = []
+        flowing = False
+        self.health.begin(candidate.label)
+        self.limits.acquire(provider.id, provider.limits)
+        try:
+            async for event in stream_turn(self._client, adapter, turn, self._keys):
+                if not flowing:
+                    if isinstance(event, MessageStart | Ping):
+                        held.append(event)
+                        continue
+                    if isinstance(event, ErrorEvent):
+                        raise in_stream(event.message, event.error_type, request.body, who(turn))
+                    flowing = True
+                    record.served_by = candidate.label
+                    self.health.success(candidate.label)
+                    for early in held:
+                        yield early
+                record.note(event)
+                yield event
+            if not flowing:
+                raise UpstreamError(
+                    f"{who(turn)} ended without answering",
+                    status=529,
+                    error_type="overloaded_error",
+                    retryable=True,
+                )
+        except UpstreamError as exc:
+            if exc.retryable:
+                self.health.failure(candidate.label, f"{exc.status} {exc.error_type}")
+            if exc.status == 429 and exc.retry_after:
+                self.health.block(candidate.label, exc.retry_after, f"{exc.status} {exc.error_type}")
+            raise
+        finally:
+            # Also on cancellation (the client went away): the slot is free again at once.
+            self.limits.release(provider.id)

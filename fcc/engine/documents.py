@@ -8,6 +8,7 @@ and handed on as plain dicts. Nothing here knows what a provider or a tier is.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -82,6 +83,8 @@ def parse(path: Path, text: str | None = None) -> tuple[Document | None, list[Pr
 def _syntax_problem(name: str, text: str, exc: MarkedYAMLError) -> Problem:
     problem, context = exc.problem_mark, exc.context_mark
     what = " ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
+    # ruamel quotes both values of a duplicate key in full; the key's name is what helps.
+    what = re.sub(r' with value ".*?" \(original value: ".*"\)', "", what, flags=re.S)
     # An unclosed bracket or quote is only noticed at the end of the file: point at where
     # it opened, which is where the fix goes.
     at_end = problem is None or problem.index >= len(text.rstrip())

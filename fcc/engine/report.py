@@ -72,3 +72,23 @@ def provider_rows(settings: Settings, keys: KeyStore, only: str | None = None) -
             )
         )
     return rows
+
+
+def live_health(settings: Settings, timeout: float = 0.5) -> dict[str, object] | None:
+    """The running fcc's own view of provider health (GET /health), or None if none runs."""
+    import httpx
+
+    s = settings.server
+    host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
+    host = f"[{host}]" if ":" in host else host
+    headers = {"x-api-key": s.auth_token} if s.auth_token else {}
+    try:
+        response = httpx.get(
+            f"http://{host}:{s.port}/health", headers=headers, timeout=timeout, trust_env=False
+        )
+    except httpx.HTTPError:
+        return None
+    if response.status_code != 200:
+        return None
+    data = response.json()
+    return data if isinstance(data, dict) else None

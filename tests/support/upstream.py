@@ -5,7 +5,10 @@ The model name picks the behaviour:
   status:CODE          answer CODE with an error body in that protocol (retry-after on 429)
   agent:echo           a tiny agent: first a Bash tool call, then an answer quoting its result
   text:WORDS           a plain streamed answer of WORDS
-Every request body and its headers are recorded for assertions.
+  fault:NAME[:ARG]     reset_before, reset_mid, malformed, slow_first:SECONDS, hang,
+                       trickle:SECONDS (one word every SECONDS, five words)
+Every request body and its headers are recorded; `active` counts streams still running,
+so a test can see that fcc cancelled what its client abandoned.
 """
 
 from __future__ import annotations
@@ -38,10 +41,16 @@ class Recorded:
     body: Any
 
 
+class Reset(Exception):
+    """Raised inside a streaming body: uvicorn drops the connection mid-response."""
+
+
 @dataclass
 class Upstream:
     requests: list[Recorded] = field(default_factory=list)
     delay: float = 0.0  # seconds between events
+    active: int = 0  # streams being written right now
+    finished: int = 0
 
     def app(self) -> Starlette:
         return Starlette(
@@ -56,11 +65,43 @@ class Upstream:
         self.requests.append(Recorded(request.url.path, dict(request.headers), body))
         return body
 
-    async def _stream(self, events: list[str]) -> AsyncIterator[bytes]:
-        for event in events:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            yield event.encode()
+    async def _stream(self, events: list[str], gaps: float = 0.0) -> AsyncIterator[bytes]:
+        self.active += 1
+        try:
+            for event in events:
+                if self.delay or gaps:
+                    await asyncio.sleep(self.delay or gaps)
+                if event == "RESET":
+                    raise Reset("connection reset by the test upstream")
+                if event == "HANG":
+                    await asyncio.sleep(3600)
+                yield event.encode()
+        finally:
+            self.active -= 1
+            self.finished += 1
+
+    async def _fault(self, name: str, arg: str) -> Response:
+        if name == "slow_first":
+            await asyncio.sleep(float(arg))
+            return StreamingResponse(
+                self._stream(_openai_text("finally here")), media_type="text/event-stream"
+            )
+        role = _chunk({"role": "assistant", "content": ""})
+        plans = {
+            "reset_before": ([role, "RESET"], 0.0),
+            "reset_mid": (
+                [role, _chunk({"content": "partial "}), _chunk({"content": "answer"}), "RESET"],
+                0.0,
+            ),
+            "malformed": (
+                [role, 'data: {"choices": [{"delta": {"content": "x"\n\n', "data: [DONE]\n\n"],
+                0.0,
+            ),
+            "hang": ([role, _chunk({"content": "thinking..."}), "HANG"], 0.0),
+            "trickle": (_openai_text("one two three four five"), float(arg or 1)),
+        }
+        events, gaps = plans[name]
+        return StreamingResponse(self._stream(events, gaps), media_type="text/event-stream")
 
     async def chat(self, request: Request) -> Response:
         body = await self._record(request)
@@ -89,6 +130,9 @@ class Upstream:
             return StreamingResponse(
                 self._stream(corpus_events("openai", arg)), media_type="text/event-stream"
             )
+        if kind == "fault":
+            name, _, fault_arg = arg.partition(":")
+            return await self._fault(name, fault_arg)
         if kind == "agent":
             return StreamingResponse(self._stream(_openai_agent(body)), media_type="text/event-stream")
         words = arg.replace("_", " ") if kind == "text" else "hello from the test upstream"

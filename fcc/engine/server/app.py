@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -48,6 +49,7 @@ class AppState:
     settings: Settings
     keys: KeyStore
     dispatcher: Dispatcher | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 def model_aliases(settings: Settings) -> list[JSON]:
@@ -91,6 +93,7 @@ def create_app(
         ) as client:
             adapters = {name: factory() for name, factory in TRANSPORTS.items()}
             state.dispatcher = Dispatcher(client, adapters, state.keys)
+            state.loop = asyncio.get_running_loop()
             yield
             state.dispatcher = None
 
@@ -293,7 +296,11 @@ def create_app(
         if not authorized(request):
             return deny()
         tiers = {t: str(r.target) for t, r in settings.tiers.items()}
-        return JSONResponse({"status": "ok", "version": __version__, "tiers": tiers})
+        body: JSON = {"status": "ok", "version": __version__, "tiers": tiers}
+        if state.dispatcher is not None:
+            body["candidates"] = state.dispatcher.health.snapshot()
+            body["providers"] = state.dispatcher.limits.snapshot()
+        return JSONResponse(body)
 
     async def on_client_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ClientError)
@@ -322,7 +329,7 @@ def create_app(
         FccError: on_fcc_error,
         Exception: on_crash,
     }
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/v1/messages", messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", count, methods=["POST"]),
@@ -334,3 +341,5 @@ def create_app(
         lifespan=lifespan,
         exception_handlers=handlers,
     )
+    app.state.fcc = state  # for tests and the dashboard: the live health and limits
+    return app

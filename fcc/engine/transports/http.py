@@ -51,12 +51,15 @@ async def stream_turn(
     translator = adapter.translator(turn)
     timeouts = turn.provider.timeouts
     p = turn.provider
+    # Connecting is bounded by its own limit; the first byte (the response headers) must
+    # come within first_byte of sending, connection included.
+    limits = httpx.Timeout(None, connect=timeouts.connect)
+    outgoing = client.build_request(
+        "POST", request.url, headers=request.headers, json=request.json, timeout=limits
+    )
     try:
-        async with asyncio.timeout(timeouts.connect + timeouts.first_byte):
-            response = await client.send(
-                client.build_request("POST", request.url, headers=request.headers, json=request.json),
-                stream=True,
-            )
+        async with asyncio.timeout(timeouts.first_byte):
+            response = await client.send(outgoing, stream=True)
     except TimeoutError:
         raise UpstreamError(
             f"{who(turn)} did not answer within {timeouts.first_byte:g}s",
@@ -64,7 +67,7 @@ async def stream_turn(
             error_type="timeout_error",
             retryable=True,
         ) from None
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.ConnectTimeout):
         hint = "is it running?" if p.local else "check your network"
         raise UpstreamError(
             f"cannot reach {p.display_name} at {p.base_url} ({hint}); to use another backend, "

@@ -1,0 +1,165 @@
+"""Provider health and client-side limits: who can take a request now, and if not, when.
+
+Pure state with an injectable clock, no I/O. Health is kept per candidate (provider/model):
+failures in a rolling window open its circuit for a cool-down, then one trial request
+(half-open) decides; an upstream's retry-after closes it for as long as it says (rate limits
+are usually per model). Limits are kept per provider: requests per minute and concurrent
+streams, so fcc does not send what it knows will be refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fcc.engine.catalog import Limits
+
+Clock = Callable[[], float]
+State = Literal["closed", "open", "half_open"]
+
+
+@dataclass(slots=True)
+class _Circuit:
+    failures: deque[float] = field(default_factory=deque)
+    open_until: float = 0.0
+    trial: bool = False  # a half-open trial request is in flight
+    opened: int = 0  # consecutive openings, for a growing cool-down
+    last_error: str | None = None
+
+
+class Health:
+    def __init__(
+        self,
+        *,
+        window: float = 60.0,
+        threshold: int = 3,
+        cooldown: float = 30.0,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._window = window
+        self._threshold = threshold
+        self._cooldown = cooldown
+        self._clock = clock
+        self._circuits: dict[str, _Circuit] = {}
+
+    def state(self, key: str) -> State:
+        c = self._circuits.get(key)
+        if c is None or c.open_until == 0.0:
+            return "closed"
+        return "open" if self._clock() < c.open_until else "half_open"
+
+    def wait(self, key: str) -> float:
+        """Seconds until `key` may be tried; 0 means now (closed, or a half-open trial)."""
+        c = self._circuits.get(key)
+        if c is None or c.open_until == 0.0:
+            return 0.0
+        left = c.open_until - self._clock()
+        if left > 0:
+            return left
+        return 0.0 if not c.trial else self._cooldown  # one trial at a time
+
+    def begin(self, key: str) -> None:
+        c = self._circuits.get(key)
+        if c is not None and self.state(key) == "half_open":
+            c.trial = True
+
+    def success(self, key: str) -> None:
+        self._circuits.pop(key, None)
+
+    def failure(self, key: str, error: str) -> None:
+        now = self._clock()
+        c = self._circuits.setdefault(key, _Circuit())
+        c.last_error = error
+        c.failures.append(now)
+        while c.failures and c.failures[0] < now - self._window:
+            c.failures.popleft()
+        if c.trial or len(c.failures) >= self._threshold:
+            # Each reopening waits longer, up to ten cool-downs.
+            c.opened += 1
+            c.open_until = now + self._cooldown * min(2 ** (c.opened - 1), 10)
+            c.trial = False
+
+    def block(self, key: str, seconds: float, error: str) -> None:
+        """The upstream said when to come back (retry-after): skip `key` until then."""
+        c = self._circuits.setdefault(key, _Circuit())
+        c.last_error = error
+        c.open_until = max(c.open_until, self._clock() + seconds)
+
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        now = self._clock()
+        out: dict[str, dict[str, object]] = {}
+        for key, c in sorted(self._circuits.items()):
+            out[key] = {
+                "state": self.state(key),
+                "recent_failures": sum(1 for t in c.failures if t >= now - self._window),
+                "cooldown_left": round(max(c.open_until - now, 0.0), 1),
+                "last_error": c.last_error,
+            }
+        return out
+
+
+@dataclass(slots=True)
+class _Gate:
+    limits: Limits
+    started: deque[float] = field(default_factory=deque)
+    active: int = 0
+
+
+class RateLimits:
+    """Per-provider requests per minute and concurrent streams, as the catalog declares them."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._gates: dict[str, _Gate] = {}
+
+    def _gate(self, provider: str, limits: Limits) -> _Gate:
+        gate = self._gates.get(provider)
+        if gate is None or gate.limits != limits:
+            gate = self._gates[provider] = (
+                _Gate(limits) if gate is None else _Gate(limits, gate.started, gate.active)
+            )
+        return gate
+
+    def wait(self, provider: str, limits: Limits) -> float:
+        """Seconds until `provider` can take one more request (0: now)."""
+        now = self._clock()
+        gate = self._gate(provider, limits)
+        while gate.started and gate.started[0] <= now - 60.0:
+            gate.started.popleft()
+        waits = [0.0]
+        rpm = limits.requests_per_minute
+        if rpm is not None and len(gate.started) >= rpm:
+            waits.append(gate.started[len(gate.started) - rpm] + 60.0 - now)
+        if limits.concurrent_streams is not None and gate.active >= limits.concurrent_streams:
+            waits.append(0.25)  # a stream ends when it ends: look again soon
+        return max(waits)
+
+    def acquire(self, provider: str, limits: Limits) -> None:
+        gate = self._gate(provider, limits)
+        gate.started.append(self._clock())
+        gate.active += 1
+
+    def release(self, provider: str) -> None:
+        gate = self._gates.get(provider)
+        if gate is not None and gate.active > 0:
+            gate.active -= 1
+
+    def active(self, provider: str) -> int:
+        gate = self._gates.get(provider)
+        return gate.active if gate is not None else 0
+
+    def snapshot(self) -> dict[str, dict[str, object]]:
+        now = self._clock()
+        out: dict[str, dict[str, object]] = {}
+        for provider, gate in sorted(self._gates.items()):
+            recent = sum(1 for t in gate.started if t > now - 60.0)
+            out[provider] = {
+                "active_streams": gate.active,
+                "requests_last_minute": recent,
+                "requests_per_minute": gate.limits.requests_per_minute,
+                "concurrent_streams": gate.limits.concurrent_streams,
+            }
+        return out
