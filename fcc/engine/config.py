@@ -60,6 +60,8 @@ class ServerSettings:
     log_prompts: bool = False
     max_body_bytes: int = 32 * 1024 * 1024
     ping_interval: float = 10.0
+    request_log: Path | None = None
+    request_log_max_bytes: int = 10 * 1024 * 1024
 
     def __repr__(self) -> str:  # the token is a secret too
         token = "set" if self.auth_token else "unset"
@@ -244,6 +246,8 @@ def _server(defaults: JSON, user: JSON, overrides: Overrides) -> ServerSettings:
         log_prompts=bool(values.get("log_prompts", False)),
         max_body_bytes=int(float(values.get("max_body_mb", 32)) * 1024 * 1024),
         ping_interval=float(values.get("ping_interval", 10)),
+        request_log=Path(values["request_log"]).expanduser() if values.get("request_log") else None,
+        request_log_max_bytes=int(float(values.get("request_log_max_mb", 10)) * 1024 * 1024),
     )
 
 

@@ -33,7 +33,11 @@ class TurnRecord:
 
     requested: str
     tier: str | None
+    session: str | None = None
+    stream: bool = False
+    arrived: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
+    upstream_s: float = 0.0  # time spent waiting on upstreams: the rest is fcc's own
     attempts: list[str] = field(default_factory=list)
     served_by: str | None = None
     first_token: float | None = None
@@ -178,6 +182,7 @@ class Dispatcher:
         flowing = False
         self.health.begin(candidate.label)
         self.limits.acquire(provider.id, provider.limits)
+        began = time.perf_counter()
         try:
             async for event in stream_turn(self._client, adapter, turn, self._keys):
                 if not flowing:
@@ -209,3 +214,4 @@ class Dispatcher:
         finally:
             # Also on cancellation (the client went away): the slot is free again at once.
             self.limits.release(provider.id)
+            record.upstream_s += time.perf_counter() - began

@@ -8,6 +8,7 @@ message_delta + message_stop or in one error event.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -91,37 +92,41 @@ class OpenAIStreamTranslator:
         error = chunk.get("error")
         if error or chunk.get("object") == "error":
             return self._fail(out, _error_text(error if isinstance(error, dict) else chunk))
-        usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")
+        groq = chunk.get("x_groq")
+        usage = chunk.get("usage") or (groq.get("usage") if isinstance(groq, dict) else None)
         if isinstance(usage, dict):
             self._usage = usage
         choices = chunk.get("choices")
-        if not choices:
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return out
         choice = choices[0]
         delta = choice.get("delta") or choice.get("message") or {}
+        if not isinstance(delta, dict):
+            return out
         reasoning = self._reasoning_of(delta)
         if reasoning:
             self._thinking(out, reasoning)
         content = delta.get("content")
-        if content:
-            if isinstance(content, list):
-                content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if isinstance(content, list):
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        if content and isinstance(content, str):
             if self._split is None:
                 self._text(out, content)
             else:
                 for kind, text in self._split.feed(content):
                     (self._text if kind == "text" else self._thinking)(out, text)
         refusal = delta.get("refusal")
-        if refusal:
+        if refusal and isinstance(refusal, str):
             self._refusal = True
             self._text(out, refusal)
-        for position, tc in enumerate(delta.get("tool_calls") or ()):
+        calls = delta.get("tool_calls")
+        for position, tc in enumerate(calls if isinstance(calls, list) else ()):
             if isinstance(tc, dict):
                 self._tool_fragment(out, tc, position)
         reason = choice.get("finish_reason")
         if reason == "error":
             return self._fail(out, "the upstream reported an error while generating")
-        if reason:
+        if reason and isinstance(reason, str):
             self._finish = reason
         return out
 
@@ -198,10 +203,13 @@ class OpenAIStreamTranslator:
 
     def _tool_fragment(self, out: list[Event], tc: JSON, position: int) -> None:
         call = self._call_for(tc, position)
-        fn = tc.get("function") or {}
-        if fn.get("name") and not call.name:
+        fn = tc.get("function")
+        fn = fn if isinstance(fn, dict) else {}
+        if fn.get("name") and isinstance(fn["name"], str) and not call.name:
             call.name = fn["name"]
-        extra = ((tc.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+        extra_content = tc.get("extra_content")
+        google = extra_content.get("google") if isinstance(extra_content, dict) else None
+        extra = google.get("thought_signature") if isinstance(google, dict) else None
         if isinstance(extra, str):
             call.thought_signature = extra
         args: Any = fn.get("arguments")
@@ -224,7 +232,8 @@ class OpenAIStreamTranslator:
 
     def _call_for(self, tc: JSON, position: int) -> _Call:
         index = tc.get("index")
-        upstream_id = tc.get("id") or None
+        raw_id = tc.get("id")
+        upstream_id = str(raw_id) if isinstance(raw_id, str | int) and raw_id != "" else None
         if upstream_id is not None:
             for call in self._calls:
                 if call.upstream_id == upstream_id:
@@ -301,18 +310,36 @@ class OpenAIStreamTranslator:
         u = self._usage
         if not u:
             return Usage(self._o.input_estimate, max(1, self._out_chars // 4))
-        details = u.get("prompt_tokens_details") or {}
-        prompt = int(u.get("prompt_tokens") or 0)
-        cached = int(
-            details.get("cached_tokens") or u.get("prompt_cache_hit_tokens") or u.get("cached_tokens") or 0
+        details = u.get("prompt_tokens_details")
+        details = details if isinstance(details, dict) else {}
+        prompt = count(u.get("prompt_tokens"))
+        cached = (
+            count(details.get("cached_tokens"))
+            or count(u.get("prompt_cache_hit_tokens"))
+            or count(u.get("cached_tokens"))
         )
-        written = int(details.get("cache_write_tokens") or u.get("cache_write_tokens") or 0)
+        written = count(details.get("cache_write_tokens")) or count(u.get("cache_write_tokens"))
         return Usage(
             input_tokens=max(prompt - cached - written, 0),
-            output_tokens=int(u.get("completion_tokens") or 0),
+            output_tokens=count(u.get("completion_tokens")),
             cache_creation_input_tokens=written,
             cache_read_input_tokens=cached,
         )
+
+
+def count(value: object) -> int:
+    """A token count as upstreams send it (int, float, numeric string), 0 when it is not one."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float | str):
+        try:
+            number = float(value)
+        except ValueError:
+            return 0
+        return int(number) if math.isfinite(number) and number > 0 else 0
+    return 0
 
 
 def _error_text(error: JSON) -> str:

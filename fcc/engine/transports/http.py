@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import email.utils
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -21,9 +22,10 @@ from fcc.engine.secrets import KeyStore
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.sse import SSEDecoder, SSEMessage
 from fcc.engine.translate.upstream_errors import classify
-from fcc.engine.transports.base import Adapter, Turn
+from fcc.engine.transports.base import Adapter, StreamTranslator, Turn
 
 _MAX_ERROR_BODY = 64 * 1024
+log = logging.getLogger("fcc.upstream")
 
 
 def who(turn: Turn) -> str:
@@ -103,7 +105,7 @@ async def stream_turn(
         if response.headers.get("content-type", "").startswith("application/json"):
             # The server ignored stream:true and answered with one JSON body.
             body = await response.aread()
-            for event in translator.feed(SSEMessage(None, body.decode("utf-8", "replace"))):
+            for event in _read(translator, turn, SSEMessage(None, body.decode("utf-8", "replace"))):
                 yield event
             for event in translator.finish():
                 yield event
@@ -128,12 +130,22 @@ async def stream_turn(
                     yield event
                 return
             for message in decoder.feed(text.decode(chunk)):
-                for event in translator.feed(message):
+                for event in _read(translator, turn, message):
                     yield event
         for message in decoder.feed(text.decode(b"", final=True)) + decoder.flush():
-            for event in translator.feed(message):
+            for event in _read(translator, turn, message):
                 yield event
         for event in translator.finish():
             yield event
     finally:
         await response.aclose()
+
+
+def _read(translator: StreamTranslator, turn: Turn, message: SSEMessage) -> list[Event]:
+    """One upstream message through the translator. Upstreams send JSON of any shape; one
+    fcc cannot read ends the stream as malformed instead of failing the request."""
+    try:
+        return translator.feed(message)
+    except (TypeError, AttributeError, ValueError, KeyError, IndexError, OverflowError) as exc:
+        log.warning("%s sent a chunk fcc cannot read (%s)", who(turn), type(exc).__name__)
+        return translator.abort(f"{who(turn)} sent a malformed chunk ({type(exc).__name__})")

@@ -1,0 +1,181 @@
+"""POST /v1/messages and /v1/messages/count_tokens, GET /v1/models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from fcc.engine.config import Settings
+from fcc.engine.dispatch import Request as TurnRequest
+from fcc.engine.dispatch import TurnRecord, new_message_id
+from fcc.engine.errors import UpstreamError
+from fcc.engine.probes import Probe, answer_events, find_probe
+from fcc.engine.router import resolve
+from fcc.engine.server.edge import (
+    TIMEOUT,
+    Pump,
+    error_response,
+    request_id,
+    sse_body,
+    upstream_error_response,
+)
+from fcc.engine.server.state import AppState, deny, read_json, state_of, token_ok
+from fcc.engine.translate.events import MessageAccumulator, encode
+from fcc.engine.translate.tokens import count_tokens, estimate_from_size
+from fcc.engine.translate.validate import check_request
+from fcc.engine.types import JSON
+
+_MODELS_CREATED = "2026-01-01T00:00:00Z"
+
+
+def session_of(request: Request, body: JSON) -> str | None:
+    """Claude Code's session: its header, else the session_id inside metadata.user_id."""
+    header = request.headers.get("x-claude-code-session-id")
+    if header:
+        return header[:64]
+    user = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
+    if isinstance(user, str) and user.startswith("{"):
+        try:
+            session = json.loads(user).get("session_id")
+        except (ValueError, AttributeError):
+            return None
+        return str(session)[:64] if session else None
+    return None
+
+
+async def messages(request: Request) -> Response:
+    if not token_ok(request):
+        return deny()
+    state = state_of(request)
+    body, size = await read_json(request)
+    check_request(body, need_max_tokens=True)
+    route = resolve(body["model"], state.settings)
+    record = TurnRecord(
+        requested=body["model"],
+        tier=route.tier,
+        session=session_of(request, body),
+        stream=bool(body.get("stream")),
+    )
+    estimate = estimate_from_size(size)
+    probe = find_probe(state.probes, body, route.tier)
+    if probe is not None:
+        return _probe_answer(state, probe, body, estimate, record)
+    turn = TurnRequest(
+        body, route, estimate, request.headers.get("anthropic-beta"), request.headers.get("anthropic-version")
+    )
+    assert state.dispatcher is not None
+    pump = Pump(state.dispatcher.events(turn, record))
+    headers = {"request-id": request_id(), "x-fcc-route": route.primary.label}
+    if not record.stream:
+        return await _whole(state, pump, record, headers)
+    interval = state.settings.server.ping_interval
+    try:
+        first = await pump.next(interval)
+    except StopAsyncIteration:
+        await pump.aclose()
+        state.finish(record, 502)
+        return error_response(502, "api_error", "the upstream ended without answering")
+    except UpstreamError as exc:
+        await pump.aclose()
+        state.finish(record, exc.status)
+        return upstream_error_response(exc, headers)
+    if first is not TIMEOUT and record.served_by:
+        headers["x-fcc-route"] = record.served_by
+    stream = sse_body(first, pump, interval, new_message_id(), body["model"], estimate)
+    headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+    return StreamingResponse(
+        _finished(state, stream, record), media_type="text/event-stream", headers=headers
+    )
+
+
+def _probe_answer(state: AppState, probe: Probe, body: JSON, estimate: int, record: TurnRecord) -> Response:
+    # Busywork answered here: no upstream call, no rate-limited request spent.
+    events = answer_events(probe, body, new_message_id(), estimate)
+    record.probe = probe.name
+    record.served_by = f"probe:{probe.name}"
+    for event in events:
+        record.note(event)
+    headers = {"request-id": request_id(), "x-fcc-probe": probe.name, "x-fcc-route": record.served_by}
+    if record.stream:
+        state.finish(record, 200)
+        payload = b"".join(encode(e) for e in events)
+        return Response(
+            payload, media_type="text/event-stream", headers={**headers, "cache-control": "no-cache"}
+        )
+    acc = MessageAccumulator()
+    for event in events:
+        acc.feed(event)
+    headers["x-fcc-overhead-ms"] = f"{state.finish(record, 200):.2f}"
+    return JSONResponse(acc.result(), headers=headers)
+
+
+async def _whole(state: AppState, pump: Pump, record: TurnRecord, headers: dict[str, str]) -> Response:
+    acc = MessageAccumulator()
+    try:
+        while True:
+            acc.feed(await pump.next(None))
+    except StopAsyncIteration:
+        pass
+    except UpstreamError as exc:
+        state.finish(record, exc.status)
+        return upstream_error_response(exc, headers)
+    finally:
+        await pump.aclose()
+    if acc.error is not None:
+        status = 529 if acc.error.error_type == "overloaded_error" else 500
+        state.finish(record, status)
+        return error_response(status, acc.error.error_type, acc.error.message, headers=headers)
+    if record.served_by:
+        headers["x-fcc-route"] = record.served_by
+    headers["x-fcc-overhead-ms"] = f"{state.finish(record, 200):.2f}"
+    return JSONResponse(acc.result(), headers=headers)
+
+
+async def _finished(
+    state: AppState, stream: AsyncIterator[bytes], record: TurnRecord
+) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        state.finish(record, record.status)
+
+
+async def count(request: Request) -> Response:
+    if not token_ok(request):
+        return deny()
+    body, _ = await read_json(request)
+    check_request(body, need_max_tokens=False)
+    return JSONResponse({"input_tokens": count_tokens(body)})
+
+
+def model_aliases(settings: Settings) -> list[JSON]:
+    """One claude-shaped id per tier, so Claude Code's gateway model discovery keeps them."""
+    out = []
+    for tier, spec in settings.tiers.items():
+        provider = settings.providers[spec.target.provider]
+        info = provider.model(spec.target.model)
+        entry: JSON = {
+            "type": "model",
+            "id": f"claude-{tier}-fcc",
+            "display_name": f"{tier.capitalize()} → {spec.target}",
+            "created_at": _MODELS_CREATED,
+        }
+        if info is not None and info.context_window:
+            entry["max_input_tokens"] = info.context_window
+        cap = provider.output_cap(spec.target.model)
+        if cap:
+            entry["max_tokens"] = cap
+        out.append(entry)
+    return out
+
+
+async def models(request: Request) -> Response:
+    if not token_ok(request):
+        return deny()
+    data = model_aliases(state_of(request).settings)
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return JSONResponse({"data": data, "has_more": False, "first_id": first, "last_id": last})

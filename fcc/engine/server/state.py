@@ -1,0 +1,170 @@
+"""What the running server holds, and the checks every route shares."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from fcc.engine.config import Settings
+from fcc.engine.dispatch import Dispatcher, TurnRecord
+from fcc.engine.errors import ClientError
+from fcc.engine.metrics import Metrics
+from fcc.engine.probes import Probe
+from fcc.engine.records import RequestLog, RequestRecord
+from fcc.engine.secrets import KeyStore
+from fcc.engine.server.edge import error_response
+from fcc.engine.types import JSON
+
+log = logging.getLogger("fcc.request")
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    keys: KeyStore
+    requests: RequestLog
+    metrics: Metrics = field(default_factory=Metrics)
+    probes: tuple[Probe, ...] = ()
+    dispatcher: Dispatcher | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def finish(self, record: TurnRecord, status: int) -> float:
+        """Log, keep and count a finished request; returns fcc's own share of it in ms."""
+        now = time.perf_counter()
+        duration = (now - record.started) * 1000
+        overhead = duration - record.upstream_s * 1000
+        ttft = record.ttft_ms()
+        kept = RequestRecord(
+            time=record.arrived,
+            session=record.session,
+            model=record.requested,
+            tier=record.tier,
+            route=record.served_by,
+            attempts=tuple(record.attempts),
+            probe=record.probe,
+            status=status,
+            ttft_ms=round(ttft, 2) if ttft is not None else None,
+            duration_ms=round(duration, 2),
+            overhead_ms=round(overhead, 3),
+            input_tokens=record.input_tokens,
+            output_tokens=record.output_tokens,
+            cached_tokens=record.cached_tokens,
+            error_type=record.error_type,
+            stream=record.stream,
+        )
+        self.requests.add(kept)
+        self.metrics.observe(kept)
+        tried = f" tried={','.join(record.attempts)}" if len(record.attempts) > 1 else ""
+        log.info(
+            "%s %s → %s %s %d ttft=%s dur=%.0fms in=%d out=%d cached=%d%s%s",
+            (record.session or "-")[:8],
+            record.requested,
+            record.tier or "direct",
+            record.served_by or (record.attempts[-1] if record.attempts else "-"),
+            status,
+            f"{ttft:.0f}ms" if ttft is not None else "-",
+            duration,
+            record.input_tokens,
+            record.output_tokens,
+            record.cached_tokens,
+            tried,
+            f" error={record.error_type}" if record.error_type else "",
+        )
+        return overhead
+
+
+def state_of(request: Request) -> AppState:
+    state: AppState = request.app.state.fcc
+    return state
+
+
+def token_ok(request: Request) -> bool:
+    """True when no token is configured, or the request presents it (constant-time)."""
+    token = state_of(request).settings.server.auth_token
+    if not token:
+        return True
+    presented = request.headers.get("x-api-key") or ""
+    auth = request.headers.get("authorization") or ""
+    if auth[:7].lower() == "bearer ":
+        presented = presented or auth[7:].strip()
+    return hmac.compare_digest(presented.encode(), token.encode())
+
+
+def is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def deny() -> Response:
+    return error_response(
+        401,
+        "authentication_error",
+        "invalid or missing token: set ANTHROPIC_AUTH_TOKEN to fcc's server.auth_token",
+        should_retry=False,
+    )
+
+
+# What a browser may send cross-origin without asking first: refusing them means no web page
+# can make a visitor's browser spend their keys through a local fcc.
+_FORM_TYPES = ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ClientError(f"request body has a number too large for JSON: {text[:40]}")
+    return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ClientError(f"request body is not valid JSON: {name} is not a JSON value")
+
+
+async def read_json(request: Request) -> tuple[JSON, int]:
+    """The body as a JSON object, within the size limit; ClientError otherwise."""
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type in _FORM_TYPES:
+        raise ClientError(f"send the body as application/json, not {content_type}", 415)
+    limit = state_of(request).settings.server.max_body_bytes
+    too_big = ClientError(
+        f"request body is larger than {limit / (1024 * 1024):g} MB: start a new conversation or /compact, "
+        "or raise server.max_body_mb",
+        413,
+        "request_too_large",
+    )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_big
+    raw = bytearray()
+    async for piece in request.stream():
+        raw += piece
+        if len(raw) > limit:
+            raise too_big
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ClientError(f"request body is not UTF-8 text (bad byte at offset {exc.start})") from None
+    try:
+        data = json.loads(text, parse_float=_finite, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise ClientError(
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise ClientError("request body is nested too deeply to be a Messages request") from None
+    if not isinstance(data, dict):
+        raise ClientError("request body must be a JSON object")
+    return data, len(raw)
