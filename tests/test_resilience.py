@@ -253,10 +253,15 @@ def test_trickling_model_gets_pings_and_finishes(tmp_path: Path, live_upstream: 
     )
 
 
-def test_client_disconnect_cancels_the_upstream_and_frees_the_slot(tmp_path: Path, live_upstream: Live):
+# A trickling upstream writes again soon; a silent one (a model thinking) never does, so only
+# fcc's own reaction to the client leaving can stop it.
+@pytest.mark.parametrize("model", ["replay/fault:trickle:0.5", "replay/fault:hang"])
+def test_client_disconnect_cancels_the_upstream_and_frees_the_slot(
+    model: str, tmp_path: Path, live_upstream: Live
+):
     upstream = live_upstream.upstream
     limit = "    limits: {concurrent_streams: 1}\n"
-    with fcc(tmp_path, live_upstream, default="replay/fault:trickle:0.5", replay=limit) as (url, state):
+    with fcc(tmp_path, live_upstream, default=model, replay=limit) as (url, state):
         baseline_tasks = tasks(state)
         before = upstream.active
         with (
@@ -412,6 +417,4 @@ def test_fcc_models_shows_live_health(tmp_path: Path, live_upstream: Live):
     health = json.loads(result.stdout)["health"]["candidates"]
     assert health["replay/status:503"]["recent_failures"] == 1
     squashed = re.sub(r"[\s│┃|]", "", table.stdout)  # table cells wrap at 80 columns
-    assert (
-        "Health(live)" in squashed and "closed" in squashed and "overloaded_error" in squashed
-    )
+    assert "Health(live)" in squashed and "closed" in squashed and "overloaded_error" in squashed

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import httpx
@@ -125,8 +126,8 @@ class Dispatcher:
         p = candidate.provider
         return max(self.health.wait(candidate.label), self.limits.wait(p.id, p.limits))
 
-    async def events(self, request: Request, record: TurnRecord) -> AsyncIterator[Event]:
-        """Events of the first candidate that produces content; UpstreamError if none does."""
+    async def events(self, request: Request, record: TurnRecord) -> AsyncGenerator[list[Event], None]:
+        """Event batches of the first candidate that produces content; UpstreamError if none does."""
         message_id = new_message_id()
         last: UpstreamError | None = None
         deferred: list[tuple[float, int, Candidate]] = []
@@ -136,8 +137,11 @@ class Dispatcher:
                 deferred.append((wait, position, candidate))
                 continue
             try:
-                async for event in self._attempt(request, candidate, message_id, record):
-                    yield event
+                # aclosing: if the client goes, the attempt (and its upstream) closes now,
+                # not whenever the garbage collector gets to it.
+                async with aclosing(self._attempt(request, candidate, message_id, record)) as attempt:
+                    async for batch in attempt:
+                        yield batch
                 return
             except UpstreamError as exc:
                 last = exc
@@ -157,8 +161,9 @@ class Dispatcher:
                     await asyncio.sleep(min(wait, 0.25))
                     continue
                 try:
-                    async for event in self._attempt(request, candidate, message_id, record):
-                        yield event
+                    async with aclosing(self._attempt(request, candidate, message_id, record)) as attempt:
+                        async for batch in attempt:
+                            yield batch
                     return
                 except UpstreamError as exc:
                     last = exc
@@ -170,10 +175,23 @@ class Dispatcher:
         record.error_type = last.error_type
         raise last
 
+    @staticmethod
+    def _first_content(batch: list[Event], held: list[Event], request: Request, turn: Turn) -> list[Event]:
+        """Before content, hold message_start and pings (another candidate may yet answer);
+        an error now is a refusal. Returns the batch to send once content begins, else []."""
+        for i, event in enumerate(batch):
+            if isinstance(event, MessageStart | Ping):
+                held.append(event)
+            elif isinstance(event, ErrorEvent):
+                raise in_stream(event.message, event.error_type, request.body, who(turn))
+            else:
+                return held + batch[i:]
+        return []
+
     async def _attempt(
         self, request: Request, candidate: Candidate, message_id: str, record: TurnRecord
-    ) -> AsyncIterator[Event]:
-        """One candidate's events; raises UpstreamError if it fails before any content."""
+    ) -> AsyncGenerator[list[Event], None]:
+        """One candidate's event batches; raises UpstreamError if it fails before any content."""
         record.attempts.append(candidate.label)
         provider = candidate.provider
         turn = self._turn(request, candidate, message_id)
@@ -184,20 +202,18 @@ class Dispatcher:
         self.limits.acquire(provider.id, provider.limits)
         began = time.perf_counter()
         try:
-            async for event in stream_turn(self._client, adapter, turn, self._keys):
-                if not flowing:
-                    if isinstance(event, MessageStart | Ping):
-                        held.append(event)
-                        continue
-                    if isinstance(event, ErrorEvent):
-                        raise in_stream(event.message, event.error_type, request.body, who(turn))
-                    flowing = True
-                    record.served_by = candidate.label
-                    self.health.success(candidate.label)
-                    for early in held:
-                        yield early
-                record.note(event)
-                yield event
+            async with aclosing(stream_turn(self._client, adapter, turn, self._keys)) as stream:
+                async for batch in stream:
+                    if not flowing:
+                        batch = self._first_content(batch, held, request, turn)
+                        if not batch:
+                            continue
+                        flowing = True
+                        record.served_by = candidate.label
+                        self.health.success(candidate.label)
+                    for event in batch:
+                        record.note(event)
+                    yield batch
             if not flowing:
                 raise UpstreamError(
                     f"{who(turn)} ended without answering",

@@ -46,9 +46,11 @@ class RequestRecord:
 
     @property
     def provider(self) -> str | None:
-        if self.probe or not self.route:
+        """Who answered, or for a failure the last candidate tried (errors count against it)."""
+        source = self.route or (self.attempts[-1] if self.attempts else None)
+        if self.probe or not source:
             return None
-        return self.route.split("/", 1)[0]
+        return source.split("/", 1)[0]
 
     def wire(self) -> dict[str, Any]:
         out = asdict(self)

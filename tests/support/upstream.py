@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,10 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from fcc.engine.server.edge import SSEResponse  # streams that stop when their client leaves
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
@@ -51,14 +54,21 @@ class Upstream:
     delay: float = 0.0  # seconds between events
     active: int = 0  # streams being written right now
     finished: int = 0
+    live: Counter[str] = field(default_factory=Counter)  # streams being written, by model
 
     def app(self) -> Starlette:
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", self.chat, methods=["POST"]),
                 Route("/v1/messages", self.messages, methods=["POST"]),
+                Route("/stats", self.stats, methods=["GET"]),
             ]
         )
+
+    async def stats(self, request: Request) -> Response:
+        live = {model: n for model, n in self.live.items() if n}
+        counts = {"requests": len(self.requests), "active": self.active, "finished": self.finished}
+        return JSONResponse({**counts, "live": live})
 
     async def _record(self, request: Request) -> Any:
         body = await request.json()
@@ -66,26 +76,22 @@ class Upstream:
         return body
 
     async def _stream(self, events: list[str], gaps: float = 0.0) -> AsyncIterator[bytes]:
-        self.active += 1
-        try:
-            for event in events:
-                if self.delay or gaps:
-                    await asyncio.sleep(self.delay or gaps)
-                if event == "RESET":
-                    raise Reset("connection reset by the test upstream")
-                if event == "HANG":
-                    await asyncio.sleep(3600)
-                yield event.encode()
-        finally:
-            self.active -= 1
-            self.finished += 1
+        for event in events:
+            if self.delay or gaps:
+                await asyncio.sleep(self.delay or gaps)
+            if event == "RESET":
+                raise Reset("connection reset by the test upstream")
+            if event == "HANG":
+                await asyncio.sleep(3600)
+            yield event.encode()
+
+    def _respond(self, body: AsyncIterator[bytes]) -> Response:
+        return _Counted(self, body, media_type="text/event-stream")
 
     async def _fault(self, name: str, arg: str) -> Response:
         if name == "slow_first":
             await asyncio.sleep(float(arg))
-            return StreamingResponse(
-                self._stream(_openai_text("finally here")), media_type="text/event-stream"
-            )
+            return self._respond(self._stream(_openai_text("finally here")))
         role = _chunk({"role": "assistant", "content": ""})
         plans = {
             "reset_before": ([role, "RESET"], 0.0),
@@ -101,7 +107,7 @@ class Upstream:
             "trickle": (_openai_text("one two three four five"), float(arg or 1)),
         }
         events, gaps = plans[name]
-        return StreamingResponse(self._stream(events, gaps), media_type="text/event-stream")
+        return self._respond(self._stream(events, gaps))
 
     async def chat(self, request: Request) -> Response:
         body = await self._record(request)
@@ -127,16 +133,14 @@ class Upstream:
                 },
             )
         if kind == "case":
-            return StreamingResponse(
-                self._stream(corpus_events("openai", arg)), media_type="text/event-stream"
-            )
+            return self._respond(self._stream(corpus_events("openai", arg)))
         if kind == "fault":
             name, _, fault_arg = arg.partition(":")
             return await self._fault(name, fault_arg)
         if kind == "agent":
-            return StreamingResponse(self._stream(_openai_agent(body)), media_type="text/event-stream")
+            return self._respond(self._stream(_openai_agent(body)))
         words = arg.replace("_", " ") if kind == "text" else "hello from the test upstream"
-        return StreamingResponse(self._stream(_openai_text(words)), media_type="text/event-stream")
+        return self._respond(self._stream(_openai_text(words)))
 
     async def messages(self, request: Request) -> Response:
         body = await self._record(request)
@@ -147,11 +151,29 @@ class Upstream:
                 int(arg), {"type": "error", "error": {"type": "api_error", "message": f"upstream says {arg}"}}
             )
         if kind == "case":
-            return StreamingResponse(
-                self._stream(corpus_events("anthropic", arg)), media_type="text/event-stream"
-            )
+            return self._respond(self._stream(corpus_events("anthropic", arg)))
         words = arg.replace("_", " ") if kind == "text" else "hello from the test upstream"
-        return StreamingResponse(self._stream(_anthropic_text(words)), media_type="text/event-stream")
+        return self._respond(self._stream(_anthropic_text(words)))
+
+
+class _Counted(SSEResponse):
+    """Counts the streams being written: from the response's start until it has ended,
+    however it ended (finished, reset, or its client gone)."""
+
+    def __init__(self, upstream: Upstream, body: AsyncIterator[bytes], **kwargs: Any) -> None:
+        super().__init__(body, **kwargs)
+        self._upstream = upstream
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        model = self._upstream.requests[-1].body.get("model", "?") if self._upstream.requests else "?"
+        self._upstream.active += 1
+        self._upstream.live[model] += 1
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._upstream.active -= 1
+            self._upstream.live[model] -= 1
+            self._upstream.finished += 1
 
 
 def _error(status: int, body: Any) -> Response:
@@ -257,3 +279,11 @@ def _anthropic_text(words: str) -> list[str]:
         ),
         _anthropic_event({"type": "message_stop"}),
     ]
+
+
+if __name__ == "__main__":  # python -m tests.support.upstream PORT (the soak runs it so)
+    import sys
+
+    import uvicorn
+
+    uvicorn.run(Upstream(requests=[]).app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="critical")

@@ -47,7 +47,9 @@ def create_app(
             transport=transport,
             timeout=httpx.Timeout(None, connect=30.0),
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+            # Keep every connection the limit allows: reopening them under load cost more
+            # than the pool's own bookkeeping (bench/RESULTS.md).
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=512),
             trust_env=False,
         ) as client:
             adapters = {name: factory() for name, factory in TRANSPORTS.items()}

@@ -9,7 +9,8 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from fcc.engine.errors import UpstreamError
 from fcc.engine.translate.events import ErrorEvent, Event, MessageStart, Ping, Usage, encode
@@ -52,13 +53,26 @@ def upstream_error_response(exc: UpstreamError, headers: dict[str, str] | None =
     )
 
 
+class SSEResponse(StreamingResponse):
+    """A stream that notices its client leaving at once, not at its next write.
+
+    For ASGI 2.4 servers Starlette only learns of a disconnect when a write fails; a silent
+    upstream (a reasoning model, a slow local one) would keep generating, and hold its
+    concurrency slot, until the next ping. Starlette's listening branch cancels the stream
+    the moment the client goes; it is chosen by the scope's spec version."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        asgi = {**scope.get("asgi", {}), "spec_version": "2.3"}
+        await super().__call__({**scope, "asgi": asgi}, receive, send)
+
+
 class Pump:
     """Pulls an async iterator one item at a time, with a deadline that does not cancel the
     pending pull: a ping can go out while the upstream keeps working."""
 
-    def __init__(self, source: AsyncIterator[Event]) -> None:
+    def __init__(self, source: AsyncIterator[list[Event]]) -> None:
         self._source = source
-        self._pending: asyncio.Future[Event] | None = None
+        self._pending: asyncio.Future[list[Event]] | None = None
 
     async def next(self, timeout: float | None) -> Any:
         if self._pending is None:
@@ -72,8 +86,11 @@ class Pump:
     async def aclose(self) -> None:
         if self._pending is not None:
             self._pending.cancel()
+            # Shielded: when the client has gone, this runs in a cancelled scope that keeps
+            # cancelling whatever it awaits, which would cut the upstream's own close short
+            # (the connection stayed open, generating). The pull finishes its cleanup alone.
             with contextlib.suppress(BaseException):
-                await self._pending
+                await asyncio.shield(self._pending)
             self._pending = None
         aclose = getattr(self._source, "aclose", None)
         if aclose is not None:
@@ -84,8 +101,8 @@ class Pump:
 async def sse_body(
     first: Any, pump: Pump, interval: float, message_id: str, model: str, estimate: int
 ) -> AsyncIterator[bytes]:
-    """The SSE bytes of a committed stream. `first` is the first event or TIMEOUT (then a
-    message_start of our own goes first, and the upstream's is dropped when it comes)."""
+    """The SSE bytes of a committed stream, one write per batch. `first` is the first batch or
+    TIMEOUT (then a message_start of our own goes first, and the upstream's is dropped)."""
     started = False
     try:
         item = first
@@ -95,12 +112,15 @@ async def sse_body(
                     yield encode(MessageStart(message_id, model, Usage(estimate, 1)))
                     started = True
                 yield encode(Ping())
-            elif isinstance(item, MessageStart):
-                if not started:
-                    started = True
-                    yield encode(item)
             else:
-                yield encode(item)
+                out = []
+                for event in item:
+                    if isinstance(event, MessageStart):
+                        if started:
+                            continue
+                        started = True
+                    out.append(encode(event))
+                yield b"".join(out)
             try:
                 item = await pump.next(interval)
             except StopAsyncIteration:

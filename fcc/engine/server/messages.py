@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 
 from fcc.engine.config import Settings
 from fcc.engine.dispatch import Request as TurnRequest
@@ -17,6 +17,7 @@ from fcc.engine.router import resolve
 from fcc.engine.server.edge import (
     TIMEOUT,
     Pump,
+    SSEResponse,
     error_response,
     request_id,
     sse_body,
@@ -86,9 +87,7 @@ async def messages(request: Request) -> Response:
         headers["x-fcc-route"] = record.served_by
     stream = sse_body(first, pump, interval, new_message_id(), body["model"], estimate)
     headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
-    return StreamingResponse(
-        _finished(state, stream, record), media_type="text/event-stream", headers=headers
-    )
+    return SSEResponse(_finished(state, stream, record), media_type="text/event-stream", headers=headers)
 
 
 def _probe_answer(state: AppState, probe: Probe, body: JSON, estimate: int, record: TurnRecord) -> Response:
@@ -116,7 +115,8 @@ async def _whole(state: AppState, pump: Pump, record: TurnRecord, headers: dict[
     acc = MessageAccumulator()
     try:
         while True:
-            acc.feed(await pump.next(None))
+            for event in await pump.next(None):
+                acc.feed(event)
     except StopAsyncIteration:
         pass
     except UpstreamError as exc:

@@ -148,6 +148,13 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def encode(event: Event) -> bytes:
+    if type(event) is Delta:
+        # The event sent most often, written without building its dict first.
+        field = DELTA_FIELD[event.kind]
+        return (
+            f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":{event.index},'
+            f'"delta":{{"type":"{event.kind}","{field}":{_dumps(event.value)}}}}}\n\n'
+        ).encode()
     return f"event: {event.type}\ndata: {_dumps(event.wire())}\n\n".encode()
 
 

@@ -13,7 +13,7 @@ import codecs
 import email.utils
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import httpx
 
@@ -48,7 +48,7 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 async def stream_turn(
     client: httpx.AsyncClient, adapter: Adapter, turn: Turn, keys: KeyStore
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[list[Event], None]:
     request = adapter.build(turn, keys)
     translator = adapter.translator(turn)
     timeouts = turn.provider.timeouts
@@ -100,15 +100,18 @@ async def stream_turn(
                 who(turn),
                 retry_after_seconds(response.headers.get("retry-after")),
             )
-        for event in translator.start():
-            yield event
+        # Events go out in batches, one per upstream read: one hop through the pipeline
+        # and one write to the client per read, however many events a read carries.
+        started = translator.start()
+        if started:
+            yield started
         if response.headers.get("content-type", "").startswith("application/json"):
             # The server ignored stream:true and answered with one JSON body.
             body = await response.aread()
-            for event in _read(translator, turn, SSEMessage(None, body.decode("utf-8", "replace"))):
-                yield event
-            for event in translator.finish():
-                yield event
+            yield (
+                _read(translator, turn, SSEMessage(None, body.decode("utf-8", "replace")))
+                + translator.finish()
+            )
             return
         decoder = SSEDecoder()
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -120,23 +123,20 @@ async def stream_turn(
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                for event in translator.abort(f"{who(turn)} went silent for {timeouts.idle:g}s mid-answer"):
-                    yield event
+                yield translator.abort(f"{who(turn)} went silent for {timeouts.idle:g}s mid-answer")
                 return
             except httpx.HTTPError as exc:
-                for event in translator.abort(
-                    f"{who(turn)}: connection lost mid-answer ({type(exc).__name__})"
-                ):
-                    yield event
+                yield translator.abort(f"{who(turn)}: connection lost mid-answer ({type(exc).__name__})")
                 return
+            batch: list[Event] = []
             for message in decoder.feed(text.decode(chunk)):
-                for event in _read(translator, turn, message):
-                    yield event
+                batch += _read(translator, turn, message)
+            if batch:
+                yield batch
+        batch = []
         for message in decoder.feed(text.decode(b"", final=True)) + decoder.flush():
-            for event in _read(translator, turn, message):
-                yield event
-        for event in translator.finish():
-            yield event
+            batch += _read(translator, turn, message)
+        yield batch + translator.finish()
     finally:
         await response.aclose()
 
