@@ -117,6 +117,14 @@ class Upstream:
             return _error(
                 int(arg), {"error": {"message": f"upstream says {arg}", "type": "test", "code": arg}}
             )
+        if kind == "leak":
+            # A provider that quotes the caller's key and account in its error (some do).
+            secret = request.headers.get("authorization", "").removeprefix("Bearer ")
+            message = (
+                f"Invalid key {secret} for org-7Hq2xLm9Qa (owner jane.doe@example.com), "
+                "request 1f2e3d4c-aaaa-bbbb-cccc-0123456789ab"
+            )
+            return _error(int(arg or 401), {"error": {"message": message, "type": "invalid_request_error"}})
         if kind == "overflow":
             message = (
                 "This model's maximum context length is 32768 tokens. "

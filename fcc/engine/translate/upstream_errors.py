@@ -86,17 +86,39 @@ def upstream_message(body: bytes) -> tuple[str, str | None]:
     return str(message)[:1000], (str(code) if code is not None else None)
 
 
+# What identifies an account or a credential in an upstream's error text. The client gets
+# the message without them; the operator's log keeps the rest (PROTOCOL.md J).
+_IDENTIFIERS = re.compile(
+    r"\b(?:sk|pk|rk|gsk|nvapi|csk|fw|xai|AIza)[-_][\w-]{8,}"  # key-shaped tokens
+    r"|\b(?:org|user|acct|account|proj|project|team|ws|workspace)[-_][\w-]{6,}"  # account ids
+    r"|\b[\w.+-]+@[\w-]+\.[\w.-]+\b"  # e-mail addresses
+    r"|\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"  # UUIDs
+    r"|\b[0-9a-fA-F]{24,}\b"  # long hex ids
+)
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[key]")
+    return _IDENTIFIERS.sub("[id]", text)
+
+
 def classify(
     status: int,
     body: bytes,
     request: JSON,
     who: str,
     retry_after: float | None = None,
+    secrets: tuple[str, ...] = (),
 ) -> UpstreamError:
-    message, code = upstream_message(body)
-    if status in (400, 413, 422) and (code == "context_length_exceeded" or _OVERFLOW.search(message)):
+    raw, code = upstream_message(body)
+    # The wording Claude Code's recovery keys on is relayed as is; everything else loses
+    # account identifiers (and any echo of the key itself).
+    message = redact(raw, secrets)
+    if status in (400, 413, 422) and (code == "context_length_exceeded" or _OVERFLOW.search(raw)):
         return UpstreamError(
-            _too_long(message), status=400, error_type="invalid_request_error", retryable=False
+            _too_long(redact(raw, secrets)), status=400, error_type="invalid_request_error", retryable=False
         )
     out_status, error_type = _STATUS.get(
         status, (500, "api_error") if status >= 500 else (400, "invalid_request_error")

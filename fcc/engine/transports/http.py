@@ -21,7 +21,7 @@ from fcc.engine.errors import UpstreamError
 from fcc.engine.secrets import KeyStore
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.sse import SSEDecoder, SSEMessage
-from fcc.engine.translate.upstream_errors import classify
+from fcc.engine.translate.upstream_errors import classify, upstream_message
 from fcc.engine.transports.base import Adapter, StreamTranslator, Turn
 
 _MAX_ERROR_BODY = 64 * 1024
@@ -93,12 +93,20 @@ async def stream_turn(
                 body += piece
                 if len(body) > _MAX_ERROR_BODY:
                     break
+            key = keys.get(p.api_key_env)
+            secrets = (key,) if key else ()
+            # The operator's log keeps the upstream's own words (minus the key); the client
+            # gets them without account identifiers.
+            said, _ = upstream_message(body)
+            logged = said.replace(key, "[key]") if key else said
+            log.warning("%s answered HTTP %d: %s", who(turn), response.status_code, logged[:500])
             raise classify(
                 response.status_code,
                 body,
                 turn.body,
                 who(turn),
                 retry_after_seconds(response.headers.get("retry-after")),
+                secrets,
             )
         # Events go out in batches, one per upstream read: one hop through the pipeline
         # and one write to the client per read, however many events a read carries.
