@@ -1,0 +1,1 @@
+"""fcc's benchmark: `python -m bench` (see bench/README.md)."""

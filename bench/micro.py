@@ -1,0 +1,101 @@
+"""In-process micro-benchmarks of fcc's two translators (no network, no event loop)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.upstream import stream_events, tail_events
+from bench.workload import load_fixtures
+from fcc.engine.catalog import Quirks
+from fcc.engine.translate.events import encode
+from fcc.engine.translate.openai_request import Target, thinking_requested, to_openai
+from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOptions
+from fcc.engine.translate.sse import SSEDecoder
+from fcc.engine.transports.openai_chat import _Lines
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    name: str
+    per_second: float
+    unit: str
+
+    @property
+    def micros(self) -> float:
+        return 1e6 / self.per_second
+
+
+def _rate(name: str, unit: str, items: int, work: Callable[[], None], budget: float) -> Rate:
+    work()  # warm
+    best = float("inf")
+    deadline = time.perf_counter() + budget
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - start)
+    return Rate(name, items / best, unit)
+
+
+def stream_rates(tokens: int = 1000, budget: float = 1.0) -> list[Rate]:
+    raw = b"".join(stream_events("tokens", tokens)) + tail_events("tokens", tokens)
+    text = raw.decode()
+    chunks = [json.loads(line[6:]) for line in text.split("\n\n") if line.startswith("data: {")]
+    options = StreamOptions(
+        message_id="msg_bench", model="claude-opus-5-5", quirks=Quirks(), input_estimate=100
+    )
+
+    def translate_only() -> None:
+        t = OpenAIStreamTranslator(options)
+        t.start()
+        for chunk in chunks:
+            t.feed(chunk)
+        t.finish(True)
+
+    def whole_pipe() -> None:
+        # What fcc does per upstream read: SSE decode → JSON → translate → encode to bytes.
+        decoder = SSEDecoder()
+        t = _Lines(OpenAIStreamTranslator(options))
+        out = [encode(e) for e in t.start()]
+        for message in decoder.feed(text):
+            out += [encode(e) for e in t.feed(message)]
+        out += [encode(e) for e in t.finish()]
+
+    n = len(chunks)
+    return [
+        _rate("OpenAIStreamTranslator.feed (parsed chunks)", "chunks", n, translate_only, budget),
+        _rate("SSE decode + json.loads + translate + encode", "chunks", n, whole_pipe, budget),
+    ]
+
+
+def request_rates(budget: float = 1.0) -> list[Rate]:
+    fixtures = load_fixtures()
+    raws = [json.dumps(f.body) for f in fixtures]
+    target = Target(model="tokens-100", quirks=Quirks(), thinking=True)
+
+    def to_openai_only() -> None:
+        for f in fixtures:
+            to_openai(f.body, target)
+
+    def round_trip() -> None:
+        # What fcc does per request before the upstream sees a byte: parse, translate, serialize.
+        for raw in raws:
+            body = json.loads(raw)
+            json.dumps(to_openai(body, Target("tokens-100", Quirks(), thinking=thinking_requested(body))))
+
+    n = len(fixtures)
+    return [
+        _rate("to_openai on the recorded requests", "requests", n, to_openai_only, budget),
+        _rate("json.loads + to_openai + json.dumps", "requests", n, round_trip, budget),
+    ]
+
+
+def run(budget: float = 1.0) -> list[Rate]:
+    return stream_rates(budget=budget) + request_rates(budget=budget)
+
+
+if __name__ == "__main__":
+    for rate in run():
+        print(f"{rate.name}: {rate.per_second:,.0f} {rate.unit}/s ({rate.micros:.1f} µs each)")

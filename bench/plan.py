@@ -1,0 +1,48 @@
+"""What a run does: the full run and the --quick smoke run differ only here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    concurrency: int
+    rounds: int  # interleaved rounds; each contender runs one batch per round
+    per_worker: int  # requests each of the `concurrency` workers sends per batch
+
+    @property
+    def per_contender(self) -> int:
+        return self.concurrency * self.per_worker * self.rounds
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    levels: tuple[Level, ...]
+    tokens: int = 100  # streamed tokens per answer
+    long_tokens: int = 1000  # fcc only: long answers, for the marginal CPU per token
+    ttft_ms: float = 50.0  # the upstream's time to first token
+    interval_ms: float = 5.0  # the upstream's time between tokens (200 tokens/s per stream)
+    cold_starts: int = 5
+    check_runs: int = 3
+    micro_budget: float = 1.0  # seconds per micro-benchmark
+    profile_seconds: int = 8  # py-spy on fcc at the profile concurrency (0: off)
+    profile_concurrency: int = 64
+
+
+FULL = Plan(
+    name="full",
+    # Sized to finish in about 8 minutes on 2 cores; LiteLLM at 256 streams dominates.
+    levels=(Level(1, 3, 16), Level(16, 3, 2), Level(64, 2, 1), Level(256, 1, 1)),
+)
+QUICK = Plan(
+    name="quick",
+    levels=(Level(1, 2, 5), Level(16, 2, 1)),
+    tokens=50,
+    long_tokens=200,
+    cold_starts=2,
+    check_runs=1,
+    micro_budget=0.2,
+    profile_seconds=0,
+)

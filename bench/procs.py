@@ -1,0 +1,146 @@
+"""Child processes: start, pin to a core, wait until they answer, read their CPU time and RSS."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+# Anything that tries to leave the machine goes to a closed loopback port instead.
+LOOPBACK_ONLY = {
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9",
+    "https_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def pin(pid: int, cores: set[int] | None) -> None:
+    if cores:
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(pid, cores)
+
+
+def spawn(
+    argv: Sequence[str],
+    log: Path,
+    *,
+    cores: set[int] | None = None,
+    env: dict[str, str] | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+    stdout: int | None = None,
+) -> subprocess.Popen[str]:
+    handle = log.open("w", encoding="utf-8")
+    proc = subprocess.Popen(
+        list(argv),
+        stdin=stdin,
+        stdout=stdout if stdout is not None else handle,
+        stderr=handle,
+        env={**os.environ, **LOOPBACK_ONLY, **(env or {})},
+        text=True,
+    )
+    pin(proc.pid, cores)
+    return proc
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def wait_http(url: str, proc: subprocess.Popen[str] | None, timeout: float, step: float = 0.01) -> float:
+    """Seconds until `url` answers 200; raises RuntimeError if the process dies or time runs out."""
+    start = time.perf_counter()
+    with httpx.Client(trust_env=False, timeout=2.0) as client:
+        while time.perf_counter() - start < timeout:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url).status_code == 200:
+                    return time.perf_counter() - start
+            time.sleep(step)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def stop(proc: subprocess.Popen[str] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it (LiteLLM may fork workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` and its descendants, in seconds."""
+    total = 0
+    for p in descendants(pid):
+        with contextlib.suppress(OSError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+def memory_kb(pid: int, field: str) -> int:
+    """A /proc/PID/status field in kB (VmRSS now, VmHWM the peak), summed over descendants."""
+    total = 0
+    for p in descendants(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
+                    total += int(line.split()[1])
+    return total
+
+
+@contextlib.contextmanager
+def running(
+    argv: Sequence[str],
+    log: Path,
+    health: str,
+    *,
+    cores: set[int] | None,
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> Iterator[subprocess.Popen[str]]:
+    proc = spawn(argv, log, cores=cores, env=env)
+    try:
+        wait_http(health, proc, timeout)
+        yield proc
+    finally:
+        stop(proc)

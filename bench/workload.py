@@ -1,0 +1,107 @@
+"""The requests every contender sends: Claude Code's own, and what fcc makes of them upstream."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fcc.engine.config import Settings, load_settings
+from fcc.engine.router import resolve
+from fcc.engine.secrets import KeyStore
+from fcc.engine.translate.openai_request import thinking_requested
+from fcc.engine.transports.base import Turn
+from fcc.engine.transports.openai_chat import OpenAIChat
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO.parent / "shared" / "fixtures" / "claude-code"
+# Headers a client library would set itself (or that would leak the recording's session).
+_DROP_HEADERS = {"authorization", "content-length", "host", "x-claude-code-session-id", "x-api-key"}
+
+
+@dataclass(frozen=True, slots=True)
+class Fixture:
+    name: str
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def load_fixtures(folder: Path = FIXTURES) -> list[Fixture]:
+    """Claude Code's main-loop turns: the streaming /v1/messages requests with the full prompt."""
+    out = []
+    for path in sorted(folder.glob("*-main-*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        body = data.get("body")
+        if not str(data.get("path", "")).startswith("/v1/messages?") or not isinstance(body, dict):
+            continue
+        if not body.get("stream"):
+            continue
+        headers = {k.lower(): v for k, v in data.get("headers", {}).items() if k.lower() not in _DROP_HEADERS}
+        out.append(Fixture(path.stem, body, headers))
+    if not out:
+        raise SystemExit(f"no Claude Code fixtures found in {folder}")
+    return out
+
+
+def fcc_config(upstream_port: int, tokens: int) -> str:
+    model = f"bench/tokens-{tokens}"
+    return f"""\
+providers:
+  bench:
+    display_name: Bench upstream
+    transport: openai_chat
+    base_url: http://127.0.0.1:{upstream_port}/v1
+    auth: none
+    local: true
+tiers:
+  opus: {model}
+  sonnet: {model}
+  haiku: {model}
+  default: {model}
+"""
+
+
+def anthropic_body(fixture: Fixture, tokens: int | None) -> bytes:
+    """The client's request; `tokens` names the upstream model directly (fcc's PROVIDER/MODEL)."""
+    body = dict(fixture.body)
+    if tokens is not None:
+        body["model"] = f"bench/tokens-{tokens}"
+    return json.dumps(body).encode()
+
+
+def openai_body(fixture: Fixture, settings: Settings, tokens: int) -> bytes:
+    """Exactly the upstream request fcc builds for this fixture (its own adapter, its own route)."""
+    route = resolve(f"bench/tokens-{tokens}", settings)
+    candidate = route.primary
+    turn = Turn(
+        body=fixture.body,
+        provider=candidate.provider,
+        model=candidate.model,
+        requested_model=fixture.body["model"],
+        message_id="msg_bench",
+        thinking=thinking_requested(fixture.body),
+        input_estimate=0,
+        beta=fixture.headers.get("anthropic-beta"),
+        version=fixture.headers.get("anthropic-version"),
+    )
+    request = OpenAIChat().build(turn, KeyStore(environ={}))
+    return json.dumps(request.json).encode()
+
+
+def write_workload(path: Path, config_path: Path, tokens: int, long_tokens: int) -> list[Fixture]:
+    """The file the load client reads: bodies per (shape, token count) and headers per fixture."""
+    fixtures = load_fixtures()
+    settings = load_settings(config_path)
+    data = {
+        "headers": [f.headers for f in fixtures],
+        "anthropic": {
+            str(tokens): [anthropic_body(f, None).decode() for f in fixtures],
+            str(long_tokens): [anthropic_body(f, long_tokens).decode() for f in fixtures],
+        },
+        "openai": {
+            str(n): [openai_body(f, settings, n).decode() for f in fixtures] for n in (tokens, long_tokens)
+        },
+    }
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return fixtures
