@@ -2,7 +2,7 @@
 random faults from the upstream and clients that walk away mid-answer; then check that no
 upstream stream, stream slot or connection was left behind and that memory stayed flat.
 
-    .venv/bin/python -m bench.soak [--minutes 3] [--concurrency 48]   → bench/SOAK.md
+    .venv/bin/python -m bench.soak [--minutes 6] [--concurrency 48]   → bench/SOAK.md
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def write_report(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--minutes", type=float, default=6.0)  # long enough to see RSS level off
     parser.add_argument("--concurrency", type=int, default=48)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "SOAK.md")
     args = parser.parse_args()

@@ -59,6 +59,9 @@ async def stream_turn(
     outgoing = client.build_request(
         "POST", request.url, headers=request.headers, json=request.json, timeout=limits
     )
+    # The translated body now lives on as bytes inside `outgoing`; the dict (as large again
+    # as the client's request) need not stay alive for the whole stream.
+    del request
     try:
         async with asyncio.timeout(timeouts.first_byte):
             response = await client.send(outgoing, stream=True)
