@@ -130,50 +130,47 @@ class Dispatcher:
         """Event batches of the first candidate that produces content; UpstreamError if none does."""
         message_id = new_message_id()
         last: UpstreamError | None = None
-        deferred: list[tuple[float, int, Candidate]] = []
-        for position, candidate in enumerate(request.route.candidates):
-            wait = self.wait(candidate)
-            if wait > 0:
-                deferred.append((wait, position, candidate))
-                continue
-            try:
-                # aclosing: if the client goes, the attempt (and its upstream) closes now,
-                # not whenever the garbage collector gets to it.
-                async with aclosing(self._attempt(request, candidate, message_id, record)) as attempt:
-                    async for batch in attempt:
-                        yield batch
-                return
-            except UpstreamError as exc:
-                last = exc
-                if not exc.retryable:
-                    break
-        if deferred and (last is None or last.retryable):
-            # Nothing could serve at once: queue for the first candidate to free up, as long
-            # as that is soon; otherwise say when to come back.
-            waiting = [c for _, _, c in sorted(deferred)]
-            deadline = time.monotonic() + MAX_QUEUE_WAIT
-            while waiting:
-                wait, candidate = min(((self.wait(c), c) for c in waiting), key=lambda x: x[0])
-                if wait > 0:
-                    if time.monotonic() + wait > deadline:
-                        last = _all_busy(request, wait)
-                        break
-                    await asyncio.sleep(min(wait, 0.25))
-                    continue
-                try:
-                    async with aclosing(self._attempt(request, candidate, message_id, record)) as attempt:
-                        async for batch in attempt:
-                            yield batch
-                    return
-                except UpstreamError as exc:
-                    last = exc
-                    waiting.remove(candidate)
-                    if not exc.retryable:
-                        break
+        try:
+            async with aclosing(self._schedule(request)) as candidates:
+                async for candidate in candidates:
+                    try:
+                        # aclosing: if the client goes, the attempt (and its upstream) closes
+                        # now, not whenever the garbage collector gets to it.
+                        async with aclosing(self._attempt(request, candidate, message_id, record)) as attempt:
+                            async for batch in attempt:
+                                yield batch
+                        return
+                    except UpstreamError as exc:
+                        last = exc
+                        if not exc.retryable:
+                            break
+        except UpstreamError as busy:  # the schedule ran out of time: nothing frees up soon
+            last = busy
         assert last is not None
         record.status = last.status
         record.error_type = last.error_type
         raise last
+
+    async def _schedule(self, request: Request) -> AsyncGenerator[Candidate, None]:
+        """The candidates to try, in order: those that can take a request now, in route order;
+        then the rate-limited or cooling-down ones, each once it frees up, as long as that is
+        soon. Raises a 429 UpstreamError saying when to come back when it is not."""
+        deferred: list[Candidate] = []
+        for candidate in request.route.candidates:
+            if self.wait(candidate) > 0:
+                deferred.append(candidate)
+            else:
+                yield candidate
+        deadline = time.monotonic() + MAX_QUEUE_WAIT
+        while deferred:
+            wait, candidate = min(((self.wait(c), c) for c in deferred), key=lambda x: x[0])
+            if wait > 0:
+                if time.monotonic() + wait > deadline:
+                    raise _all_busy(request, wait)
+                await asyncio.sleep(min(wait, 0.25))
+                continue
+            deferred.remove(candidate)
+            yield candidate
 
     @staticmethod
     def _first_content(batch: list[Event], held: list[Event], request: Request, turn: Turn) -> list[Event]:
