@@ -115,7 +115,7 @@ def init(
 def _builtin_settings() -> Settings:
     """The catalog and built-in defaults alone (ignoring any user config)."""
     try:
-        return load_settings(Path("/dev/null"))
+        return load_settings(user_config=False)
     except ConfigError as exc:
         _fail("\n".join(str(p) for p in exc.problems))
 

@@ -16,6 +16,14 @@ from tests.support.servers import serve
 
 pytestmark = pytest.mark.slow
 
+# A prompt the test upstream's agent answers with one Bash call, then a quote of its output.
+TOOL_RUN = (
+    "run echo hello-from-tool and tell me what it printed",
+    "--allowedTools",
+    "Bash",
+    "--dangerously-skip-permissions",
+)
+
 
 @pytest.fixture(scope="module")
 def claude() -> Path:
@@ -35,10 +43,7 @@ def test_tool_round_trip(claude: Path, fcc_url: str, tmp_path: Path, live_upstre
         claude,
         fcc_url,
         tmp_path,
-        "run echo hello-from-tool and tell me what it printed",
-        "--allowedTools",
-        "Bash",
-        "--dangerously-skip-permissions",
+        *TOOL_RUN,
     )
     assert result["is_error"] is False, result
     assert result["result"] == "The command printed: hello-from-tool"
@@ -73,10 +78,7 @@ def test_session_survives_a_rate_limited_primary(claude: Path, tmp_path: Path, l
             claude,
             url,
             tmp_path,
-            "run echo hello-from-tool and tell me what it printed",
-            "--allowedTools",
-            "Bash",
-            "--dangerously-skip-permissions",
+            *TOOL_RUN,
         )
     assert result["is_error"] is False, result
     assert result["result"] == "The command printed: hello-from-tool"

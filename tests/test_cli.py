@@ -23,7 +23,7 @@ from fcc.engine.errors import FccError
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PROBLEM_LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<message>.+)$")
 INVALID = Path(__file__).resolve().parent / "catalogs" / "invalid"
-CATALOG = load_settings(Path("/dev/null"))
+CATALOG = load_settings(user_config=False)
 KEY_ENVS = sorted({p.api_key_env for p in CATALOG.providers.values() if p.api_key_env})
 
 

@@ -64,7 +64,7 @@ def test_missing_default_config_is_fine_unless_required(xdg: Path) -> None:
     assert settings.config_path is None
     assert settings.config_dir == xdg / "free-claude-code"
     with pytest.raises(ConfigError) as info:
-        load_settings(require_config=True)
+        load_settings(xdg / "free-claude-code" / "config.yaml")  # named explicitly: required
     assert [p.message for p in info.value.problems] == ["file not found"]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from fcc.engine.config import Settings, load_settings
@@ -120,7 +118,7 @@ def test_resolve_is_pure(settings: Settings) -> None:
 
 
 def test_builtin_defaults_route_everything_to_ollama() -> None:
-    settings = load_settings(Path("/dev/null"))
+    settings = load_settings(user_config=False)
     for name in ("claude-opus-5-5", "claude-sonnet-4-5", "claude-3-5-haiku-latest", "other"):
         route = resolve(name, settings)
         assert [c.label for c in route.candidates] == ["ollama/qwen3-coder:30b"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from fcc.engine import config as config_mod
 from fcc.engine.documents import SCHEMA_KINDS, parse, validate
 from fcc.engine.errors import ConfigError, Problem
+from fcc.engine.resources import catalog_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +60,6 @@ def _settings_problems(config_path: Path | None) -> list[Problem]:
 
 def run_check(paths: Sequence[Path] = (), config_path: Path | None = None) -> CheckReport:
     """The shipped catalog and the user config always; then each given file by its kind."""
-    from fcc.engine.resources import catalog_dir
-
     problems: dict[str, Problem] = {}
     files = [str(p) for p in _expand([catalog_dir()])]
     user = config_path or config_mod.default_config_path()

@@ -162,9 +162,10 @@ def load_settings(
     config_path: Path | None = None,
     overrides: Overrides | None = None,
     *,
-    require_config: bool = False,
+    user_config: bool = True,
 ) -> Settings:
-    """Everything fcc needs to run; raises ConfigError listing every problem at once."""
+    """Everything fcc needs to run; raises ConfigError listing every problem at once.
+    user_config=False: the shipped catalog and defaults alone (no config.yaml, no user probes)."""
     overrides = overrides or Overrides()
     problems: list[Problem] = []
     cat = catalog_dir()
@@ -172,14 +173,14 @@ def load_settings(
     defaults = _load_doc(cat / "defaults.yaml", "config", problems)
     path = config_path or default_config_path()
     user: Document | None = None
-    if path.exists() or require_config or config_path is not None:
+    if user_config and (path.exists() or config_path is not None):
         user = _load_doc(path, "config", problems)
     if problems:
         raise ConfigError(problems)
     assert defaults is not None
     user_data: JSON = user.data if user else {}
 
-    probes = _load_probes([cat / "probes", path.parent / "probes"], problems)
+    probes = _load_probes([cat / "probes", *([path.parent / "probes"] if user_config else [])], problems)
     providers = _merge_providers(catalog, user, problems)
     server = _server(defaults.data.get("server", {}), user_data.get("server", {}), overrides)
     tiers = _tiers(defaults, user, overrides, providers if not problems else None, problems)

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from fcc import __version__
-from fcc.engine.report import probe_rows, tier_rows
+from fcc.engine.report import tier_rows
 from fcc.engine.server.edge import error_response
 from fcc.engine.server.state import AppState, deny, is_loopback, state_of, token_ok
 from fcc.engine.types import JSON
@@ -154,7 +154,7 @@ def snapshot(state: AppState) -> JSON:
         "probes": {
             "answered": log.totals.probes,
             "by_name": dict(log.probes),
-            "active": [p.name for p in probe_rows(state.settings) if p.active],
+            "active": [p.name for p in state.probes],
         },
         "recent": [r.wire() for r in reversed(log.recent)][:100],
         "totals": {

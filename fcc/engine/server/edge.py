@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from starlette.responses import JSONResponse, StreamingResponse
@@ -70,7 +70,7 @@ class Pump:
     """Pulls an async iterator one item at a time, with a deadline that does not cancel the
     pending pull: a ping can go out while the upstream keeps working."""
 
-    def __init__(self, source: AsyncIterator[list[Event]]) -> None:
+    def __init__(self, source: AsyncGenerator[list[Event], None]) -> None:
         self._source = source
         self._pending: asyncio.Future[list[Event]] | None = None
 
@@ -92,10 +92,8 @@ class Pump:
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self._pending)
             self._pending = None
-        aclose = getattr(self._source, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        with contextlib.suppress(Exception):
+            await self._source.aclose()
 
 
 async def sse_body(

@@ -24,8 +24,8 @@ from fcc.engine.translate.events import (
     RawDelta,
     Usage,
     complete_json,
+    count,
 )
-from fcc.engine.translate.openai_stream import count
 from fcc.engine.types import JSON
 
 _SKIP = -1  # an upstream block fcc drops (not an object): its deltas and stop are ignored

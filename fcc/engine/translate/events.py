@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +16,21 @@ DELTA_FIELD: dict[str, str] = {
     "thinking_delta": "thinking",
     "signature_delta": "signature",
 }
+
+
+def count(value: object) -> int:
+    """A token count as upstreams send it (int, float, numeric string), 0 when it is not one."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return max(value, 0)
+    if isinstance(value, float | str):
+        try:
+            number = float(value)
+        except ValueError:
+            return 0
+        return int(number) if math.isfinite(number) and number > 0 else 0
+    return 0
 
 
 @dataclass(slots=True)

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from fcc.engine.catalog import ModelInfo, Quirks
-from fcc.engine.errors import ClientError
 from fcc.engine.translate.schema_clean import clean_schema
 from fcc.engine.translate.signature import reasoning_from
 from fcc.engine.translate.toolids import upstream_id as _upstream_id
@@ -187,28 +186,24 @@ def _effort(body: JSON, thinking: JSON) -> str:
 # -- messages ----------------------------------------------------------------------------------
 
 
-def _message(message: Any, target: Target, out: list[JSON]) -> None:
-    if not isinstance(message, dict):
-        raise ClientError("messages: each message must be an object with role and content")
-    role, content = message.get("role"), message.get("content")
+# The request was checked at the door (validate.check_request): messages are objects with a
+# known role, content is a string or a list, blocks have the types the code reads.
+def _message(message: JSON, target: Target, out: list[JSON]) -> None:
+    role, content = message["role"], message.get("content")
     if role == "system":
         text = text_of(content)
         if text:
             out.append({"role": "system", "content": text})
     elif role == "assistant":
         _assistant(content, target, out)
-    elif role == "user":
-        _user(content, target, out)
     else:
-        raise ClientError(f"messages: unknown role {role!r}; use user, assistant or system")
+        _user(content, target, out)
 
 
 def _user(content: Any, target: Target, out: list[JSON]) -> None:
     if isinstance(content, str):
         out.append({"role": "user", "content": content})
         return
-    if not isinstance(content, list):
-        raise ClientError("messages: user content must be a string or a list of blocks")
     parts: list[JSON] = []
     follow: list[JSON] = []  # images from tool results go in a user message after the tools
     for block in content:
@@ -312,8 +307,6 @@ def _assistant(content: Any, target: Target, out: list[JSON]) -> None:
         if content:
             out.append({"role": "assistant", "content": content})
         return
-    if not isinstance(content, list):
-        raise ClientError("messages: assistant content must be a string or a list of blocks")
     texts: list[str] = []
     calls: list[JSON] = []
     reasoning: list[str] = []

@@ -8,7 +8,6 @@ message_delta + message_stop or in one error event.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from fcc.engine.translate.events import (
     MessageStop,
     Usage,
     complete_json,
+    count,
 )
 from fcc.engine.translate.signature import make_signature
 from fcc.engine.translate.think import ThinkSplitter
@@ -325,21 +325,6 @@ class OpenAIStreamTranslator:
             cache_creation_input_tokens=written,
             cache_read_input_tokens=cached,
         )
-
-
-def count(value: object) -> int:
-    """A token count as upstreams send it (int, float, numeric string), 0 when it is not one."""
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, float | str):
-        try:
-            number = float(value)
-        except ValueError:
-            return 0
-        return int(number) if math.isfinite(number) and number > 0 else 0
-    return 0
 
 
 def _error_text(error: JSON) -> str:

@@ -106,19 +106,20 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
 
 def classify(
     status: int,
-    body: bytes,
+    raw: str,
+    code: str | None,
     request: JSON,
     who: str,
     retry_after: float | None = None,
     secrets: tuple[str, ...] = (),
 ) -> UpstreamError:
-    raw, code = upstream_message(body)
+    """`raw` and `code` as upstream_message() read them from the error body."""
     # The wording Claude Code's recovery keys on is relayed as is; everything else loses
     # account identifiers (and any echo of the key itself).
     message = redact(raw, secrets)
     if status in (400, 413, 422) and (code == "context_length_exceeded" or _OVERFLOW.search(raw)):
         return UpstreamError(
-            _too_long(redact(raw, secrets)), status=400, error_type="invalid_request_error", retryable=False
+            _too_long(message), status=400, error_type="invalid_request_error", retryable=False
         )
     out_status, error_type = _STATUS.get(
         status, (500, "api_error") if status >= 500 else (400, "invalid_request_error")

@@ -100,12 +100,13 @@ async def stream_turn(
             secrets = (key,) if key else ()
             # The operator's log keeps the upstream's own words (minus the key); the client
             # gets them without account identifiers.
-            said, _ = upstream_message(body)
+            said, code = upstream_message(body)
             logged = said.replace(key, "[key]") if key else said
             log.warning("%s answered HTTP %d: %s", who(turn), response.status_code, logged[:500])
             raise classify(
                 response.status_code,
-                body,
+                said,
+                code,
                 turn.body,
                 who(turn),
                 retry_after_seconds(response.headers.get("retry-after")),
