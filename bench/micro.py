@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from bench.upstream import stream_events, tail_events
 from bench.workload import load_fixtures
-from fcc.engine.catalog import Quirks
+from fcc.engine.catalog.providers import Quirks
 from fcc.engine.translate.events import encode
 from fcc.engine.translate.openai_request import Target, thinking_requested, to_openai
 from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOptions

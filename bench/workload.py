@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fcc.engine.config import Settings, load_settings
-from fcc.engine.router import resolve
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.config import Settings, load_settings
+from fcc.engine.catalog.secrets import KeyStore
+from fcc.engine.routing.router import resolve
 from fcc.engine.translate.openai_request import thinking_requested
 from fcc.engine.transports.base import Turn
 from fcc.engine.transports.openai_chat import OpenAIChat

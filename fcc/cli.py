@@ -15,13 +15,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fcc import __version__
-from fcc.engine.check import run_check
-from fcc.engine.config import Overrides, Settings, config_dir, load_settings
+from fcc.commands.check import run_check
+from fcc.commands.init import scaffold
+from fcc.commands.models import live_health, probe_rows, provider_rows, tier_rows
+from fcc.engine.catalog.config import Overrides, Settings, config_dir, load_settings
+from fcc.engine.catalog.resources import catalog_dir
+from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ConfigError, FccError
-from fcc.engine.report import live_health, probe_rows, provider_rows, tier_rows
-from fcc.engine.resources import catalog_dir
-from fcc.engine.scaffold import scaffold
-from fcc.engine.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.types import TIERS, Tier
 
 app = typer.Typer(

@@ -10,8 +10,8 @@ import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.amber import AmberSnapshotExtension
 
-from fcc.engine.config import Settings, load_settings
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.config import Settings, load_settings
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.server import create_app
 from tests.support.servers import serve
 from tests.support.upstream import Upstream

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fcc.engine.config import Settings, load_settings
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.config import Settings, load_settings
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.server import create_app
 from tests.conftest import Live, replay_config
 from tests.support.claude import CURRENT, LEGACY, claude_binary, run_claude

@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 from fcc import __version__
 from fcc.cli import app, main
-from fcc.engine.config import load_settings
+from fcc.engine.catalog.config import load_settings
 from fcc.engine.errors import FccError
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

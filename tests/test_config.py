@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fcc.engine.config import (
+from fcc.engine.catalog.config import (
     ModelRef,
     Overrides,
     ServerSettings,
@@ -15,8 +15,8 @@ from fcc.engine.config import (
     default_config_path,
     load_settings,
 )
+from fcc.engine.catalog.secrets import KeyStore, parse_env_file
 from fcc.engine.errors import ConfigError
-from fcc.engine.secrets import KeyStore, parse_env_file
 
 
 @pytest.fixture(autouse=True)

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from fcc.engine.config import load_settings
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.config import load_settings
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.server import create_app
 from tests.conftest import Live, replay_config
 from tests.support.servers import serve

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from fcc.engine.check import guess_kind, run_check
-from fcc.engine.documents import parse
+from fcc.commands.check import guess_kind, run_check
+from fcc.engine.catalog.documents import parse
 
 CATALOGS = Path(__file__).resolve().parent / "catalogs"
 VALID = CATALOGS / "valid"

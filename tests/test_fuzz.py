@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, note, settings
 from hypothesis import strategies as st
 
-from fcc.engine.catalog import Quirks
+from fcc.engine.catalog.providers import Quirks
 from fcc.engine.translate.anthropic_stream import AnthropicStreamNormalizer
 from fcc.engine.translate.events import Delta, ErrorEvent, Event
 from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOptions

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from fcc.engine.config import load_settings
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.config import load_settings
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.server import create_app
 from tests.conftest import Live, replay_config
 from tests.support.grammar import check_grammar, parse_sse

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fcc.engine.config import load_settings
+from fcc.engine.catalog.config import load_settings
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import ConfigError
 from fcc.engine.probes import answer_events, find_probe
 from fcc.engine.probes.answers import command_prefix, short_title
-from fcc.engine.secrets import KeyStore
 from fcc.engine.server import create_app
 from tests.conftest import FIXTURES, Live, replay_config
 from tests.support.grammar import check_grammar, check_values, parse_sse

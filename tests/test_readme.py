@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from fcc.engine.check import run_check
-from fcc.engine.config import load_settings
+from fcc.commands.check import run_check
+from fcc.engine.catalog.config import load_settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 

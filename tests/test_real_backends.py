@@ -19,8 +19,8 @@ import anthropic
 import httpx
 import pytest
 
-from fcc.engine.config import load_settings
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.config import load_settings
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.server import create_app
 from tests.support.grammar import check_grammar, parse_sse
 from tests.support.servers import free_port, serve

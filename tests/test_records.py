@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 
-from fcc.engine.config import load_settings
-from fcc.engine.records import MINUTES, RING, SESSIONS, RequestLog, RequestRecord
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.config import load_settings
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.server import create_app
+from fcc.engine.state.records import MINUTES, RING, SESSIONS, RequestLog, RequestRecord
 from tests.conftest import Live, replay_config
 from tests.support.servers import serve
 

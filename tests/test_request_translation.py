@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fcc.engine.catalog import ModelInfo, Quirks
-from fcc.engine.config import load_settings
+from fcc.engine.catalog.config import load_settings
+from fcc.engine.catalog.providers import ModelInfo, Quirks
 from fcc.engine.translate.anthropic_request import forward_betas, to_anthropic_upstream
 from fcc.engine.translate.openai_request import Target, to_openai
 from fcc.engine.translate.signature import make_signature

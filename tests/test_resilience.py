@@ -19,10 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fcc.engine.catalog import Limits
-from fcc.engine.config import load_settings
-from fcc.engine.health import Health, RateLimits
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.config import load_settings
+from fcc.engine.catalog.providers import Limits
+from fcc.engine.catalog.secrets import KeyStore
+from fcc.engine.routing.health import Health
+from fcc.engine.routing.limits import RateLimits
 from fcc.engine.server import create_app
 from tests.conftest import Live, replay_config
 from tests.support.grammar import check_grammar, parse_sse

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fcc.engine.config import Settings, load_settings
-from fcc.engine.router import resolve, tier_of
+from fcc.engine.catalog.config import Settings, load_settings
+from fcc.engine.routing.router import resolve, tier_of
 
 CONFIG = """\
 tiers:

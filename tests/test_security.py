@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from fcc.cli import app as cli
-from fcc.engine.config import load_settings
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.config import load_settings
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.server import create_app
 from tests.conftest import Live, replay_config
 from tests.support.servers import serve

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fcc.engine.catalog import Quirks
+from fcc.engine.catalog.providers import Quirks
 from fcc.engine.translate.anthropic_stream import AnthropicStreamNormalizer
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOptions

@@ -1,10 +1,10 @@
 """Local answers to Claude Code's busywork requests, driven by probe documents."""
 
+from fcc.engine.catalog.registry import check_registry, schema_enum
 from fcc.engine.probes.answers import ANSWERS
 from fcc.engine.probes.match import find_probe
 from fcc.engine.probes.model import Probe, probe_from_data
 from fcc.engine.probes.respond import answer_events
-from fcc.engine.registry import check_registry, schema_enum
 
 __all__ = ["Probe", "answer_events", "find_probe", "probe_from_data"]
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from fcc import __version__
-from fcc.engine.report import tier_rows
+from fcc.commands.models import tier_rows
 from fcc.engine.server.edge import error_response
 from fcc.engine.server.state import AppState, deny, is_loopback, state_of, token_ok
 from fcc.engine.types import JSON

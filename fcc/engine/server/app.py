@@ -15,14 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fcc.engine.config import Settings
-from fcc.engine.dispatch import Dispatcher
+from fcc.engine.catalog.config import Settings
+from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ClientError, FccError
-from fcc.engine.records import RequestLog
-from fcc.engine.secrets import ENV_FILE_NAME, KeyStore
+from fcc.engine.routing.dispatch import Dispatcher
 from fcc.engine.server import admin, messages
 from fcc.engine.server.edge import error_response
 from fcc.engine.server.state import AppState
+from fcc.engine.state.records import RequestLog
 from fcc.engine.transports import TRANSPORTS
 
 log = logging.getLogger("fcc.server")

@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from fcc.engine.config import Settings
-from fcc.engine.dispatch import Request as TurnRequest
-from fcc.engine.dispatch import TurnRecord, new_message_id
+from fcc.engine.catalog.config import Settings
 from fcc.engine.errors import UpstreamError
 from fcc.engine.probes import Probe, answer_events, find_probe
-from fcc.engine.router import resolve
+from fcc.engine.routing.dispatch import Request as TurnRequest
+from fcc.engine.routing.dispatch import TurnRecord, new_message_id
+from fcc.engine.routing.router import resolve
 from fcc.engine.server.edge import (
     TIMEOUT,
     Pump,

@@ -15,14 +15,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from fcc.engine.config import Settings
-from fcc.engine.dispatch import Dispatcher, TurnRecord
+from fcc.engine.catalog.config import Settings
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import ClientError
-from fcc.engine.metrics import Metrics
 from fcc.engine.probes import Probe
-from fcc.engine.records import RequestLog, RequestRecord
-from fcc.engine.secrets import KeyStore
+from fcc.engine.routing.dispatch import Dispatcher, TurnRecord
 from fcc.engine.server.edge import error_response
+from fcc.engine.state.metrics import Metrics
+from fcc.engine.state.records import RequestLog, RequestRecord
 from fcc.engine.types import JSON
 
 log = logging.getLogger("fcc.request")

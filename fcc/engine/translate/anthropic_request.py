@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fcc.engine.catalog import Quirks
+from fcc.engine.catalog.providers import Quirks
 from fcc.engine.translate.openai_request import BILLING_PREFIX, text_of
 from fcc.engine.types import JSON
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fcc.engine.catalog import ModelInfo, Quirks
+from fcc.engine.catalog.providers import ModelInfo, Quirks
 from fcc.engine.translate.schema_clean import clean_schema
 from fcc.engine.translate.signature import reasoning_from
 from fcc.engine.translate.toolids import upstream_id as _upstream_id

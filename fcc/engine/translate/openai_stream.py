@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from fcc.engine.catalog import Quirks
+from fcc.engine.catalog.providers import Quirks
 from fcc.engine.translate.events import (
     BlockStart,
     BlockStop,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import get_args
 
-from fcc.engine.registry import RegistryMismatch, check_registry, schema_enum
+from fcc.engine.catalog.registry import RegistryMismatch, check_registry, schema_enum
 from fcc.engine.transports.anthropic_messages import AnthropicMessages
 from fcc.engine.transports.base import Adapter
 from fcc.engine.transports.openai_chat import OpenAIChat

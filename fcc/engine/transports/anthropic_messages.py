@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.translate.anthropic_request import forward_betas, to_anthropic_upstream
 from fcc.engine.translate.anthropic_stream import AnthropicStreamNormalizer
 from fcc.engine.translate.events import Event

@@ -6,9 +6,9 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from fcc.engine.catalog import Provider
+from fcc.engine.catalog.providers import Provider
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import UpstreamError
-from fcc.engine.secrets import KeyStore
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.sse import SSEMessage
 from fcc.engine.types import JSON

@@ -17,8 +17,8 @@ from collections.abc import AsyncGenerator
 
 import httpx
 
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import UpstreamError
-from fcc.engine.secrets import KeyStore
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.sse import SSEDecoder, SSEMessage
 from fcc.engine.translate.upstream_errors import classify, upstream_message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.openai_request import Target, thinking_requested, to_openai
 from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOptions

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fcc.engine import config as config_mod
-from fcc.engine.documents import SCHEMA_KINDS, parse, validate
+from fcc.engine.catalog import config as config_mod
+from fcc.engine.catalog.documents import SCHEMA_KINDS, parse, validate
+from fcc.engine.catalog.resources import catalog_dir
 from fcc.engine.errors import ConfigError, Problem
-from fcc.engine.resources import catalog_dir
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from fcc.engine.catalog.resources import schema_path
 from fcc.engine.errors import Problem
-from fcc.engine.resources import schema_path
 
 SCHEMA_KINDS = ("provider", "probe", "config")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fcc.engine.config import Settings
-from fcc.engine.secrets import KeyStore
+from fcc.engine.catalog.config import Settings
+from fcc.engine.catalog.secrets import KeyStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from fcc.engine.catalog import Provider
+from fcc.engine.catalog.providers import Provider
+from fcc.engine.catalog.resources import schema_path
+from fcc.engine.catalog.secrets import ENV_FILE_NAME
 from fcc.engine.errors import FccError
-from fcc.engine.resources import schema_path
-from fcc.engine.secrets import ENV_FILE_NAME
 
 CONFIG_TEMPLATE = """\
 # yaml-language-server: $schema={schema}

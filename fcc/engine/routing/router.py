@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fcc.engine.catalog import Provider
-from fcc.engine.config import ModelRef, Settings
+from fcc.engine.catalog.config import ModelRef, Settings
+from fcc.engine.catalog.providers import Provider
 from fcc.engine.types import Tier
 
 # Claude Code names models by family (claude-opus-5-5, claude-3-5-haiku-latest, "sonnet"…);

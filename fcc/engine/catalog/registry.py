@@ -11,7 +11,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from fcc.engine.resources import schema_path
+from fcc.engine.catalog.resources import schema_path
 
 
 class RegistryMismatch(ImportError):

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import UpstreamError
-from fcc.engine.health import Health, RateLimits
-from fcc.engine.router import Candidate, Route
-from fcc.engine.secrets import KeyStore
+from fcc.engine.routing.health import Health
+from fcc.engine.routing.limits import RateLimits
+from fcc.engine.routing.router import Candidate, Route
 from fcc.engine.translate.events import ErrorEvent, Event, MessageDelta, MessageStart, Ping
 from fcc.engine.translate.openai_request import thinking_requested
 from fcc.engine.translate.upstream_errors import in_stream

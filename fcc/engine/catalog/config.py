@@ -9,11 +9,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, cast
 
-from fcc.engine.catalog import Provider, provider_from_data
-from fcc.engine.documents import Document, iter_yaml, parse, validate
+from fcc.engine.catalog.documents import Document, iter_yaml, parse, validate
+from fcc.engine.catalog.providers import Provider, provider_from_data
+from fcc.engine.catalog.resources import catalog_dir
 from fcc.engine.errors import ConfigError, Problem
 from fcc.engine.probes.model import Probe, probe_from_data
-from fcc.engine.resources import catalog_dir
 from fcc.engine.types import JSON, TIERS, Origin, Tier
 
 CONFIG_DIR_NAME = "free-claude-code"

@@ -1,0 +1,1 @@
+"""What each fcc command computes, as plain data; fcc.cli renders it."""

@@ -1,0 +1,1 @@
+"""Catalog and config: YAML documents in, validated and frozen values out."""

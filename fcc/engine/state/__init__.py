@@ -1,0 +1,1 @@
+"""State: what fcc records and counts about the requests it served."""
