@@ -171,7 +171,7 @@ def models(
             table.add_row(t.tier, t.route, t.origin, t.thinking, ", ".join(t.fallbacks) or "-")
         out.print(table)
     table = Table(title="Providers", title_justify="left")
-    for col in ("id", "transport", "base URL", "key", "models"):
+    for col in ("id", "transport", "base URL", "auth", "key", "models"):
         table.add_column(col, overflow="fold")
     for p in providers:
         key = (
@@ -181,7 +181,7 @@ def models(
         )
         more = (f"+{len(p.models) - 2} more",) if provider is None and len(p.models) > 2 else ()
         shown = p.models if provider is not None else p.models[:2] + more
-        table.add_row(p.id, p.transport, p.base_url, key, "\n".join(shown) or "-")
+        table.add_row(p.id, p.transport, p.base_url, p.auth, key, "\n".join(shown) or "-")
     out.print(table)
     if provider is None:
         table = Table(title="Local answers (probes)", title_justify="left")

@@ -274,6 +274,22 @@ def test_models_one_provider_as_json() -> None:
     assert nim["transport"] == "openai_chat"
 
 
+def test_models_shows_the_effective_auth_of_minimal_providers(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "providers:\n"
+        "  bare: {transport: openai_chat, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "  keyed: {transport: openai_chat, base_url: 'https://x.test/v1', api_key_env: KEYED_KEY}\n",
+        encoding="utf-8",
+    )
+    result = invoke("models", "--json", "--config", config)
+    assert result.exit_code == 0, text(result)
+    auth = {p["id"]: p["auth"] for p in as_json(result)["providers"]}
+    assert (auth["bare"], auth["keyed"]) == ("none", "bearer")
+    table = text(invoke("models", "--config", config, "--provider", "keyed"))
+    assert "bearer" in table and "KEYED_KEY missing" in table
+
+
 def test_models_one_provider_as_table_has_no_tiers() -> None:
     result = invoke("models", "--provider", "ollama")
     assert result.exit_code == 0

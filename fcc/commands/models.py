@@ -23,6 +23,7 @@ class ProviderRow:
     name: str
     transport: str
     base_url: str
+    auth: str  # the effective style: a document without `auth` gets bearer or none
     key_env: str | None
     key_set: bool | None  # None: the provider needs no key
     models: tuple[str, ...]
@@ -65,6 +66,7 @@ def provider_rows(settings: Settings, keys: KeyStore, only: str | None = None) -
                 name=p.display_name,
                 transport=p.transport,
                 base_url=p.base_url,
+                auth=p.auth if p.auth != "header" else f"header {p.auth_header}",
                 key_env=p.api_key_env,
                 key_set=None if not p.api_key_env else keys.get(p.api_key_env) is not None,
                 models=tuple(m.id for m in p.models),

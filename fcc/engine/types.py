@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 JSON = dict[str, Any]
 TransportName = Literal["openai_chat", "anthropic_messages"]
-AuthStyle = Literal["bearer", "x-api-key", "none"]
+AuthStyle = Literal["bearer", "x-api-key", "header", "none"]
 Tier = Literal["opus", "sonnet", "haiku", "default"]
 TIERS: tuple[Tier, ...] = ("opus", "sonnet", "haiku", "default")
 Origin = Literal["default", "config", "flag"]

@@ -12,6 +12,30 @@ ReasoningParam = Literal["none", "reasoning_effort", "openrouter", "enable_think
 ReasoningEcho = Literal["none", "reasoning_content", "reasoning"]
 
 
+DayReset = Literal["utc_midnight", "rolling_24h"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    requests_per_minute: int | None = None
+    concurrent_streams: int | None = None
+    requests_per_day: int | None = None
+    tokens_per_day: int | None = None
+    day_reset: DayReset = "utc_midnight"
+
+    @property
+    def any(self) -> bool:
+        return any(
+            v is not None
+            for v in (
+                self.requests_per_minute,
+                self.concurrent_streams,
+                self.requests_per_day,
+                self.tokens_per_day,
+            )
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class ModelInfo:
     id: str
@@ -20,7 +44,9 @@ class ModelInfo:
     max_output_tokens: int | None = None
     reasoning: bool | None = None
     vision: bool | None = None
+    tools: bool | None = None
     free: bool | None = None
+    limits: Limits | None = None  # this model's own limits, beside the provider's
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +74,6 @@ class Quirks:
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
-    requests_per_minute: int | None = None
-    concurrent_streams: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Timeouts:
     connect: float
     first_byte: float
@@ -69,9 +89,12 @@ class Provider:
     id: str
     display_name: str
     transport: TransportName
-    base_url: str
+    base_url: str  # may hold ${VAR} placeholders, filled from the key store per request
     auth: AuthStyle
     api_key_env: str | None = None
+    auth_header: str | None = None  # auth: header
+    path: str | None = None  # None: the transport's own path
+    query: tuple[tuple[str, str], ...] = ()
     local: bool = False
     models: tuple[ModelInfo, ...] = ()
     quirks: Quirks = field(default_factory=Quirks)
@@ -111,15 +134,17 @@ def provider_from_data(data: JSON, source: str) -> Provider:
     free = data.get("free_tier") or {}
     return Provider(
         id=data["id"],
-        display_name=data["display_name"],
+        display_name=data.get("display_name") or data["id"],
         transport=cast(TransportName, data["transport"]),
         base_url=data["base_url"].rstrip("/"),
-        auth=cast(AuthStyle, data["auth"]),
+        # A provider with a key variable sends it as a bearer token unless it says otherwise.
+        auth=cast(AuthStyle, data.get("auth") or ("bearer" if data.get("api_key_env") else "none")),
         api_key_env=data.get("api_key_env"),
+        auth_header=data.get("auth_header"),
+        path=data.get("path"),
+        query=tuple(sorted(data.get("query", {}).items())),
         local=local,
-        models=tuple(
-            ModelInfo(**{k: v for k, v in m.items() if k != "notes"}) for m in data.get("models", ())
-        ),
+        models=tuple(_model(m) for m in data.get("models", ())),
         quirks=quirks,
         limits=Limits(**data.get("limits", {})),
         timeouts=Timeouts(
@@ -132,3 +157,9 @@ def provider_from_data(data: JSON, source: str) -> Provider:
         headers=tuple(sorted(data.get("headers", {}).items())),
         source=source,
     )
+
+
+def _model(data: JSON) -> ModelInfo:
+    fields = {k: v for k, v in data.items() if k not in ("notes", "limits")}
+    limits = Limits(**data["limits"]) if "limits" in data else None
+    return ModelInfo(**fields, limits=limits)

@@ -9,7 +9,7 @@ from fcc.engine.translate.anthropic_request import forward_betas, to_anthropic_u
 from fcc.engine.translate.anthropic_stream import AnthropicStreamNormalizer
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.sse import SSEMessage
-from fcc.engine.transports.base import StreamTranslator, Turn, UpstreamRequest, auth_headers
+from fcc.engine.transports.base import StreamTranslator, Turn, UpstreamRequest, auth_headers, upstream_url
 
 
 class AnthropicMessages:
@@ -24,7 +24,7 @@ class AnthropicMessages:
             headers["anthropic-beta"] = beta
         thinking = None if turn.thinking else False
         body = to_anthropic_upstream(turn.body, turn.model, p.quirks, thinking, p.output_cap(turn.model))
-        return UpstreamRequest(f"{p.base_url}/v1/messages", headers, body)
+        return UpstreamRequest(upstream_url(p, turn.model, keys, "/v1/messages"), headers, body)
 
     def translator(self, turn: Turn) -> StreamTranslator:
         return _Events(AnthropicStreamNormalizer(turn.message_id, turn.requested_model, turn.input_estimate))

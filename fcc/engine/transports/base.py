@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import quote, urlencode
 
 from fcc.engine.catalog.providers import Provider
 from fcc.engine.catalog.secrets import KeyStore
@@ -65,8 +67,41 @@ class BoundedCache:
         return self._data.get(key)
 
 
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def fill(template: str, provider: Provider, keys: KeyStore) -> str:
+    """A catalog value with its ${VAR} placeholders filled from the environment or keys.env."""
+    if "${" not in template:
+        return template
+
+    def value(match: re.Match[str]) -> str:
+        found = keys.get(match.group(1))
+        if found is None:
+            raise UpstreamError(
+                f"{provider.display_name} needs {match.group(1)}: set it in the environment or in keys.env",
+                status=500,
+                error_type="api_error",
+                retryable=True,
+                should_retry=False,
+            )
+        return found
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+def upstream_url(provider: Provider, model: str, keys: KeyStore, default_path: str) -> str:
+    """base_url + path (the model id quoted into {model}, so it can never change the path's
+    shape or the host) + the provider's query parameters."""
+    path = (provider.path or default_path).replace("{model}", quote(model, safe=""))
+    url = fill(provider.base_url, provider, keys).rstrip("/") + path
+    if provider.query:
+        url += "?" + urlencode([(k, fill(v, provider, keys)) for k, v in provider.query])
+    return url
+
+
 def auth_headers(provider: Provider, keys: KeyStore) -> dict[str, str]:
-    headers = dict(provider.headers)
+    headers = {name: fill(value, provider, keys) for name, value in provider.headers}
     if provider.auth == "none":
         return headers
     key = keys.get(provider.api_key_env)
@@ -81,6 +116,8 @@ def auth_headers(provider: Provider, keys: KeyStore) -> dict[str, str]:
         )
     if provider.auth == "bearer":
         headers["authorization"] = f"Bearer {key}"
+    elif provider.auth == "header" and provider.auth_header:
+        headers[provider.auth_header.lower()] = key
     else:
         headers["x-api-key"] = key
     return headers

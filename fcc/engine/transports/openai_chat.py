@@ -9,7 +9,14 @@ from fcc.engine.translate.events import Event
 from fcc.engine.translate.openai_request import Target, thinking_requested, to_openai
 from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOptions
 from fcc.engine.translate.sse import SSEMessage
-from fcc.engine.transports.base import BoundedCache, StreamTranslator, Turn, UpstreamRequest, auth_headers
+from fcc.engine.transports.base import (
+    BoundedCache,
+    StreamTranslator,
+    Turn,
+    UpstreamRequest,
+    auth_headers,
+    upstream_url,
+)
 
 
 class OpenAIChat:
@@ -30,7 +37,9 @@ class OpenAIChat:
         headers = auth_headers(p, keys)
         headers["content-type"] = "application/json"
         headers["accept"] = "text/event-stream"
-        return UpstreamRequest(f"{p.base_url}/chat/completions", headers, to_openai(turn.body, target))
+        return UpstreamRequest(
+            upstream_url(p, turn.model, keys, "/chat/completions"), headers, to_openai(turn.body, target)
+        )
 
     def translator(self, turn: Turn) -> StreamTranslator:
         q = turn.provider.quirks
