@@ -73,6 +73,7 @@ FRAGMENTS += [" ", "  \n", "\r\n", "\t", "", "hi", "world", "é😀", "a\u0000b"
 TEXT = st.sampled_from(FRAGMENTS) | st.text(max_size=12)
 ARGS = st.sampled_from(['{"a": 1}', '{"', 'a": ', "1}", "", "}", "garbage", "[1,2]", "null", "{}"])
 ARGS = ARGS | st.sampled_from(['{"command": "ls"}', '"x"', '{"s": "\\u00e9 \\"q\\""}']) | st.text(max_size=6)
+WHOLE_ARGS = ['{"command": "ls"}', "{}", '{"s": "\\u00e9 \\"q\\""}', '{"a": [1, {"b": null}], "c": true}', ""]
 
 
 # -- 1a. OpenAI chunks → Anthropic events ------------------------------------------------------
@@ -315,6 +316,8 @@ def anthropic_stream(draw: st.DrawFn) -> list[dict[str, Any]]:
             if not "".join(texts).strip():
                 texts.append("x")
             deltas = [delta({"type": "text_delta", "text": t}) for t in texts]
+            if draw(st.booleans()):
+                deltas.append(delta({"type": "citations_delta", "citation": {"x": 1}}))
         elif kind == "thinking":
             block = {"type": "thinking", "thinking": "", "signature": ""}
             deltas = [
@@ -325,10 +328,11 @@ def anthropic_stream(draw: st.DrawFn) -> list[dict[str, Any]]:
             block, deltas = {"type": "redacted_thinking", "data": "abc"}, []
         else:
             block = {"type": "tool_use", "id": f"toolu_{i}", "name": "Bash", "input": {}}
-            parts = draw(st.lists(ARGS, max_size=3))
+            # The real API streams a whole object in pieces cut anywhere (often "" first).
+            whole = draw(st.sampled_from(WHOLE_ARGS))
+            cuts = sorted(draw(st.lists(st.integers(0, len(whole)), max_size=3)))
+            parts = [whole[a:b] for a, b in zip([0, *cuts], [*cuts, len(whole)], strict=True)]
             deltas = [delta({"type": "input_json_delta", "partial_json": p}) for p in parts]
-            if draw(st.booleans()):
-                deltas.append(delta({"type": "citations_delta", "citation": {"x": 1}}))
         out.append({"type": "content_block_start", "index": i, "content_block": block})
         out += deltas
         out.append({"type": "content_block_stop", "index": i})
@@ -414,6 +418,8 @@ def test_anthropic_normalizer_passes_valid_streams_through(events: list[dict[str
     # The same message comes out: blocks, their text and input, the stop reason (whitespace
     # before a text block's first word may be merged into one delta; pings may be dropped).
     blocks, stop = _message_of([(e["type"], e) for e in events])
+    # fcc's rule: a tool block's input always parses, so an empty one is sent as {}.
+    blocks = tuple((k, t, j or "{}") if k == "tool_use" else (k, t, j) for k, t, j in blocks)
     tools = [b for b in blocks if b[0] == "tool_use"]
     if stop in ("end_turn", "max_tokens") and tools and all(_whole_json(b[2]) for b in tools):
         stop = "tool_use"  # fcc's rule: complete tool calls mean a tool_use stop

@@ -197,3 +197,55 @@ def test_context_overflow_reaches_the_client_as_prompt_too_long(model: str, clie
     message = err.value.body["error"]["message"]
     assert message.startswith("prompt is too long: "), message
     assert "> 4096 maximum" in message
+
+
+@pytest.mark.parametrize("model", ROUTES)
+@pytest.mark.parametrize("max_tokens", [3, 6, 9, 12])
+def test_tool_call_cut_by_max_tokens_leaves_nothing_unparseable(
+    model: str, max_tokens: int, client: anthropic.Anthropic, fcc_url: str
+):
+    # The tiny model, pushed into a tool call and cut off a few tokens in: llama.cpp streams
+    # the fragments it has; the client must never see a tool_use whose input does not parse.
+    ask = {
+        "max_tokens": max_tokens,
+        "temperature": 0,
+        "tools": [WEATHER],
+        "tool_choice": {"type": "any"},
+        "messages": [
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "assistant", "content": "<tool_call>\n"},
+        ],
+    }
+    raw = httpx.post(f"{fcc_url}/v1/messages", json={"model": model, "stream": True, **ask}, timeout=120)
+    check_grammar(parse_sse(raw.text))  # includes: every tool_use input parses at its stop
+    with client.messages.stream(model=model, **sdk(ask)) as stream:
+        streamed = stream.get_final_message()
+    whole = client.messages.create(model=model, **sdk(ask))
+    for message in (streamed, whole):
+        calls = [b for b in message.content if b.type == "tool_use"]
+        assert all(isinstance(b.input, dict) for b in calls)
+        if not calls:
+            assert message.stop_reason == "max_tokens", message
+
+
+def test_llama_cpp_really_cuts_tool_input_mid_object(llama_url: str):
+    # The precondition of the test above: llama.cpp itself sends a tool_use block whose
+    # input stops at "{" when max_tokens runs out (on both of its APIs).
+    ask = {
+        "model": "smollm2",
+        "stream": True,
+        "max_tokens": 9,
+        "temperature": 0,
+        "tools": [WEATHER],
+        "tool_choice": {"type": "any"},
+        "messages": [
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {"role": "assistant", "content": "<tool_call>\n"},
+        ],
+    }
+    events = parse_sse(httpx.post(f"{llama_url}/v1/messages", json=ask, timeout=120).text)
+    starts = [d["content_block"] for n, d in events if n == "content_block_start"]
+    assert any(b["type"] == "tool_use" and "input" not in b for b in starts)  # and no input field
+    partial = "".join(d["delta"].get("partial_json", "") for n, d in events if n == "content_block_delta")
+    assert partial and not partial.rstrip().endswith("}")
+    assert [d["delta"]["stop_reason"] for n, d in events if n == "message_delta"] == ["max_tokens"]

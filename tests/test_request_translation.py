@@ -52,7 +52,7 @@ def test_main_tool_turn_translates_for_each_provider_style(provider, snapshot):
 @pytest.mark.parametrize("path", RECORDED, ids=lambda p: p.stem)
 def test_recorded_requests_forward_to_anthropic_upstreams(path: Path):
     body = json.loads(path.read_text())["body"]
-    out = to_anthropic_upstream(body, "qwen3-coder:30b", Quirks(fold_system_messages=True), None, 8192)
+    out = to_anthropic_upstream(body, "qwen3-coder:30b", Quirks(fold_system_messages=True), False, 8192)
     assert out["model"] == "qwen3-coder:30b"
     assert out["stream"] is True
     assert out.get("max_tokens", 0) <= 8192
@@ -408,11 +408,11 @@ def test_same_role_runs_merge_but_not_across_tools():
 def test_anthropic_upstream_policy():
     body = recorded("cc2.1.330-main-tool-turn2-result")
     quirks = Quirks(drop_fields=frozenset({"context_management", "output_config"}), fold_system_messages=True)
-    out = to_anthropic_upstream(body, "up-model", quirks, False, None)
+    out = to_anthropic_upstream(body, "up-model", quirks, True, None)
     assert "context_management" not in out and "output_config" not in out and "thinking" not in out
     assert out["max_tokens"] == body["max_tokens"]
     assert any("# Environment" in b["text"] for b in out["system"])
-    untouched = to_anthropic_upstream(body, "up-model", Quirks(), None, None)
+    untouched = to_anthropic_upstream(body, "up-model", Quirks(), False, None)
     assert untouched["thinking"] == body["thinking"]
     assert any(m["role"] == "system" for m in untouched["messages"])
     assert forward_betas("a,b, c", frozenset({"b"})) == "a,c"
@@ -424,6 +424,27 @@ def test_translation_does_not_mutate_the_clients_request():
     before = json.dumps(body, sort_keys=True)
     to_openai(body, dataclasses.replace(_target(), thinking=True))
     to_anthropic_upstream(
-        body, "m", Quirks(fold_system_messages=True, drop_fields=frozenset({"tools"})), False, 10
+        body, "m", Quirks(fold_system_messages=True, drop_fields=frozenset({"tools"})), True, 10
     )
     assert json.dumps(body, sort_keys=True) == before
+
+
+EDITS = [
+    {"type": "clear_thinking_20251015", "keep": "all"},
+    {"type": "clear_tool_uses_20250919", "trigger": {"type": "input_tokens", "value": 30000}},
+]
+
+
+def test_context_edits_the_upstream_can_take_are_kept():
+    body = {**recorded("cc2.1.330-main-say-hello"), "context_management": {"edits": EDITS}}
+    sent = to_anthropic_upstream(body, "m", Quirks(), False, None)
+    assert sent["context_management"] == {"edits": EDITS} and sent["thinking"] == body["thinking"]
+    forced_off = to_anthropic_upstream(body, "m", Quirks(), True, None)
+    assert "thinking" not in forced_off
+    assert forced_off["context_management"] == {"edits": [EDITS[1]]}
+    only_thinking = {**body, "context_management": {"edits": EDITS[:1]}}
+    assert "context_management" not in to_anthropic_upstream(only_thinking, "m", Quirks(), True, None)
+    never_asked = {k: v for k, v in body.items() if k != "thinking"}
+    assert to_anthropic_upstream(never_asked, "m", Quirks(), True, None)["context_management"] == {
+        "edits": EDITS
+    }

@@ -29,6 +29,8 @@ def check_grammar(events: list[tuple[str | None, dict[str, Any]]]) -> None:
     usage = events[0][1]["message"]["usage"]
     assert isinstance(usage.get("input_tokens"), int) and isinstance(usage.get("output_tokens"), int)
     open_index: int | None = None
+    open_type: object = None
+    tool_json: list[str] = []
     next_index = 0
     ended = False
     for i, (name, data) in enumerate(events[1:], 1):
@@ -41,12 +43,22 @@ def check_grammar(events: list[tuple[str | None, dict[str, Any]]]) -> None:
             open_index = next_index
             next_index += 1
             block = data["content_block"]
-            if block.get("type") == "text":
-                assert block.get("text") == "", f"event {i}: text block starts non-empty"
+            _check_block_start(i, block)
+            open_type = block.get("type")
+            tool_json = []
         elif name == "content_block_delta":
             assert data["index"] == open_index, f"event {i}: delta for {data['index']}, open is {open_index}"
+            delta = data["delta"]
+            allowed = _DELTAS.get(str(open_type))
+            assert allowed is None or delta.get("type") in allowed, (
+                f"event {i}: {delta.get('type')} inside a {open_type} block"
+            )
+            if delta.get("type") == "input_json_delta":
+                tool_json.append(delta["partial_json"])
         elif name == "content_block_stop":
             assert data["index"] == open_index, f"event {i}: stop for {data['index']}, open is {open_index}"
+            if open_type in ("tool_use", "server_tool_use"):
+                _check_tool_input(i, "".join(tool_json))
             open_index = None
         elif name == "message_delta":
             assert open_index is None, f"event {i}: message_delta with block {open_index} open"
@@ -66,6 +78,44 @@ def check_grammar(events: list[tuple[str | None, dict[str, Any]]]) -> None:
             raise AssertionError(f"event {i}: unknown event {name}")
     assert ended, "stream ends without message_stop or error"
     _check_no_empty_text(events)
+
+
+# What the SDK's accumulator needs in each content_block_start (PROTOCOL.md B).
+_REQUIRED: dict[str, dict[str, type]] = {
+    "text": {"text": str},
+    "tool_use": {"id": str, "name": str, "input": dict},
+    "server_tool_use": {"id": str, "name": str, "input": dict},
+    "thinking": {"thinking": str, "signature": str},
+    "redacted_thinking": {"data": str},
+}
+_DELTAS: dict[str, set[str]] = {
+    "text": {"text_delta", "citations_delta"},
+    "thinking": {"thinking_delta", "signature_delta"},
+    "tool_use": {"input_json_delta"},
+    "server_tool_use": {"input_json_delta"},
+    "redacted_thinking": set(),
+}
+
+
+def _check_block_start(i: int, block: dict[str, Any]) -> None:
+    kind = block.get("type")
+    assert isinstance(kind, str), f"event {i}: content_block without a type"
+    for key, wanted in _REQUIRED.get(kind, {}).items():
+        assert isinstance(block.get(key), wanted), (
+            f"event {i}: {kind} block starts without {key} as {wanted.__name__}: {block}"
+        )
+    if kind == "text":
+        assert block["text"] == "", f"event {i}: text block starts non-empty"
+    if kind in ("tool_use", "server_tool_use"):
+        assert block["input"] == {}, f"event {i}: {kind} block starts with input {block['input']!r}"
+
+
+def _check_tool_input(i: int, text: str) -> None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise AssertionError(f"event {i}: tool input does not parse as JSON: {text[:80]!r}") from None
+    assert isinstance(value, dict), f"event {i}: tool input is {type(value).__name__}, not an object"
 
 
 def _check_no_empty_text(events: list[tuple[str | None, dict[str, Any]]]) -> None:

@@ -118,6 +118,7 @@ class Dispatcher:
             requested_model=route.requested,
             message_id=message_id,
             thinking=thinking,
+            thinking_forced=route.thinking,
             input_estimate=request.input_estimate,
             beta=request.beta,
             version=request.version,

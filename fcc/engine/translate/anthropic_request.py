@@ -10,16 +10,18 @@ from fcc.engine.types import JSON
 
 
 def to_anthropic_upstream(
-    body: JSON, model: str, quirks: Quirks, thinking: bool | None, cap: int | None
+    body: JSON, model: str, quirks: Quirks, thinking_off: bool, cap: int | None
 ) -> JSON:
+    """thinking_off: the route forces thinking off whatever the client asked; otherwise the
+    request's own thinking (or none) and context edits pass through as sent."""
     out: JSON = {k: v for k, v in body.items() if k not in quirks.drop_fields}
     out["model"] = model
     out["stream"] = True
     if isinstance(out.get("max_tokens"), int) and cap:
         out["max_tokens"] = min(out["max_tokens"], cap)
-    if thinking is False:
-        out.pop("thinking", None)
-        out.pop("context_management", None)  # clear_thinking edits need thinking on
+    if thinking_off and "thinking" in out:
+        out.pop("thinking")
+        _drop_thinking_edits(out)
     system = _strip_billing(out.get("system"))
     if quirks.fold_system_messages:
         late = [
@@ -40,6 +42,27 @@ def to_anthropic_upstream(
     else:
         out["system"] = system
     return out
+
+
+def _drop_thinking_edits(out: JSON) -> None:
+    """Only the edits that need thinking on (clear_thinking_*) go; clear_tool_uses_* and any
+    other edit still reach the upstream, which can apply them without thinking."""
+    cm = out.get("context_management")
+    if not isinstance(cm, dict) or not isinstance(cm.get("edits"), list):
+        return
+    edits: list[Any] = cm["edits"]
+    kept = [
+        e for e in edits if not (isinstance(e, dict) and str(e.get("type", "")).startswith("clear_thinking"))
+    ]
+    if len(kept) == len(edits):
+        return
+    rest = {k: v for k, v in cm.items() if k != "edits"}
+    if kept:
+        out["context_management"] = {**rest, "edits": kept}
+    elif rest:
+        out["context_management"] = rest
+    else:
+        out.pop("context_management")
 
 
 def _strip_billing(system: Any) -> Any:

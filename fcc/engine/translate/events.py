@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from fcc.engine.translate.tool_input import input_object
 from fcc.engine.types import JSON
 
 DeltaKind = Literal["text_delta", "input_json_delta", "thinking_delta", "signature_delta"]
@@ -202,7 +203,7 @@ class MessageAccumulator:
         elif isinstance(event, BlockStop):
             parts = self._json.pop(event.index, None)
             if parts is not None:
-                self._blocks[event.index]["input"] = _parse_input("".join(parts))
+                self._blocks[event.index]["input"] = input_object("".join(parts))
         elif isinstance(event, MessageDelta):
             self._message["stop_reason"] = event.stop_reason
             self._message["stop_sequence"] = event.stop_sequence
@@ -213,23 +214,3 @@ class MessageAccumulator:
 
     def result(self) -> JSON:
         return {**self._message, "content": self._blocks}
-
-
-def complete_json(text: str) -> bool:
-    """Tool input that arrived whole: empty, or a JSON object."""
-    if not text.strip():
-        return True
-    try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
-        return False
-
-
-def _parse_input(text: str) -> Any:
-    if not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}

@@ -23,11 +23,11 @@ from fcc.engine.translate.events import (
     MessageStart,
     MessageStop,
     Usage,
-    complete_json,
     count,
 )
 from fcc.engine.translate.signature import make_signature
 from fcc.engine.translate.think import ThinkSplitter
+from fcc.engine.translate.tool_input import ToolInput, parses, tool_input
 from fcc.engine.translate.toolids import to_anthropic
 from fcc.engine.types import JSON
 
@@ -46,9 +46,7 @@ class _Call:
     upstream_id: str | None = None
     name: str | None = None
     args: list[str] = field(default_factory=list)
-    block: int | None = None  # our block index once opened
-    closed: bool = False
-    streamed: bool = False  # some arguments went out as deltas
+    sent: bool = False  # its block went out (or it was dropped)
     thought_signature: str | None = None
 
 
@@ -68,12 +66,13 @@ class OpenAIStreamTranslator:
     def __init__(self, options: StreamOptions) -> None:
         self._o = options
         self._split = ThinkSplitter() if options.quirks.think_tags else None
-        self._open: Literal["text", "thinking", "tool"] | None = None
+        self._open: Literal["text", "thinking"] | None = None
         self._next = 0
         self._reasoning: list[str] = []
         self._pending_ws = ""
         self._calls: list[_Call] = []
-        self._live: _Call | None = None
+        self._dropped = 0  # calls cut off mid-arguments: never delivered
+        self.notes: list[tuple[str, ToolInput]] = []  # (tool name, input) of repaired calls
         self._finish: str | None = None
         self._usage: JSON | None = None
         self._refusal = False
@@ -140,13 +139,12 @@ class OpenAIStreamTranslator:
         if self._finish is None and not saw_done:
             return self._fail(out, "the upstream stream ended before the answer was complete")
         self._close(out)
-        for call in self._calls:
-            if call.block is None:
-                self._open_call(out, call)
-                self._close(out)
+        # Cut by the output limit: a call whose arguments never completed is not delivered
+        # (the client could not parse it), and the stop stays max_tokens.
+        self._send_calls(out, cut=self._finish == "length")
         stop = _STOP_REASONS.get(self._finish or "stop", "end_turn")
-        if self._calls and all(complete_json("".join(c.args)) for c in self._calls):
-            # A call emitted means tool_use, whatever the server said, unless it was cut off.
+        if self._calls and not self._dropped:
+            # A call emitted means tool_use, whatever the server said.
             stop = "tool_use"
         elif self._refusal:
             stop = "refusal"
@@ -182,6 +180,7 @@ class OpenAIStreamTranslator:
                 self._pending_ws += text
                 return
             self._close(out)
+            self._send_calls(out, cut=False)
             out.append(BlockStart(self._next, {"type": "text", "text": ""}))
             self._open = "text"
             # Models put blank lines after their reasoning; a block never starts with them.
@@ -194,6 +193,7 @@ class OpenAIStreamTranslator:
             return
         if self._open != "thinking":
             self._close(out)
+            self._send_calls(out, cut=False)
             out.append(BlockStart(self._next, {"type": "thinking", "thinking": "", "signature": ""}))
             self._open = "thinking"
         self._reasoning.append(text)
@@ -202,6 +202,10 @@ class OpenAIStreamTranslator:
             out.append(Delta(self._next, "thinking_delta", text))
 
     def _tool_fragment(self, out: list[Event], tc: JSON, position: int) -> None:
+        # Calls are buffered until they are whole (Claude Code does not stream tool input
+        # from custom base URLs, PROTOCOL.md G.3): each goes out as one block once the model
+        # has moved on to other content, or at the end.
+        self._close(out)  # the text or thinking before it is over: what follows goes after it
         call = self._call_for(tc, position)
         fn = tc.get("function")
         fn = fn if isinstance(fn, dict) else {}
@@ -218,17 +222,6 @@ class OpenAIStreamTranslator:
         if isinstance(args, str) and args:
             call.args.append(args)
             self._out_chars += len(args)
-            if call is self._live and not call.closed:
-                out.append(Delta(call.block, "input_json_delta", args))  # type: ignore[arg-type]
-                call.streamed = True
-        if (
-            self._live is None
-            and call.name
-            and call.block is None
-            and all(c.closed for c in self._calls if c is not call)
-        ):
-            self._open_call(out, call)
-            self._live = call
 
     def _call_for(self, tc: JSON, position: int) -> _Call:
         index = tc.get("index")
@@ -262,22 +255,31 @@ class OpenAIStreamTranslator:
                 return call
         return None
 
-    def _open_call(self, out: list[Event], call: _Call) -> None:
-        self._close(out)
-        if call.upstream_id is None:
-            call.upstream_id = to_anthropic(None)
-        call.block = self._next
-        block = {
-            "type": "tool_use",
-            "id": to_anthropic(call.upstream_id),
-            "name": call.name or "unknown_tool",
-            "input": {},
-        }
-        out.append(BlockStart(self._next, block))
-        self._open = "tool"
-        if call.args:
-            out.append(Delta(self._next, "input_json_delta", "".join(call.args)))
-            call.streamed = True
+    def _send_calls(self, out: list[Event], *, cut: bool) -> None:
+        """Every call not yet sent, in the order they began, each as one whole block."""
+        for call in self._calls:
+            if call.sent:
+                continue
+            call.sent = True
+            raw = "".join(call.args)
+            if cut and not parses(raw):
+                self._dropped += 1
+                continue
+            arguments = tool_input(raw)
+            if arguments.changed:
+                self.notes.append((call.name or "unknown_tool", arguments))
+            if call.upstream_id is None:
+                call.upstream_id = to_anthropic(None)
+            block = {
+                "type": "tool_use",
+                "id": to_anthropic(call.upstream_id),
+                "name": call.name or "unknown_tool",
+                "input": {},
+            }
+            out.append(BlockStart(self._next, block))
+            out.append(Delta(self._next, "input_json_delta", arguments.text))
+            out.append(BlockStop(self._next))
+            self._next += 1
 
     def _close(self, out: list[Event]) -> None:
         if self._open is None:
@@ -286,16 +288,6 @@ class OpenAIStreamTranslator:
             carry = self._o.carry_reasoning
             out.append(Delta(self._next, "signature_delta", make_signature("".join(self._reasoning), carry)))
             self._reasoning.clear()
-        elif self._open == "tool" and self._live is not None and not self._live.closed:
-            if not self._live.streamed:
-                out.append(Delta(self._next, "input_json_delta", "{}"))
-            self._live.closed = True
-            self._live = None
-        elif self._open == "tool":
-            call = next(c for c in self._calls if c.block == self._next)
-            if not call.streamed:
-                out.append(Delta(self._next, "input_json_delta", "{}"))
-            call.closed = True
         out.append(BlockStop(self._next))
         self._next += 1
         self._open = None

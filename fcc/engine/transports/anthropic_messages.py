@@ -9,6 +9,7 @@ from fcc.engine.translate.anthropic_request import forward_betas, to_anthropic_u
 from fcc.engine.translate.anthropic_stream import AnthropicStreamNormalizer
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.sse import SSEMessage
+from fcc.engine.translate.tool_input import ToolInput
 from fcc.engine.transports.base import StreamTranslator, Turn, UpstreamRequest, auth_headers, upstream_url
 
 
@@ -22,8 +23,8 @@ class AnthropicMessages:
         beta = forward_betas(turn.beta, p.quirks.drop_betas)
         if beta:
             headers["anthropic-beta"] = beta
-        thinking = None if turn.thinking else False
-        body = to_anthropic_upstream(turn.body, turn.model, p.quirks, thinking, p.output_cap(turn.model))
+        off = turn.thinking_forced is False
+        body = to_anthropic_upstream(turn.body, turn.model, p.quirks, off, p.output_cap(turn.model))
         return UpstreamRequest(upstream_url(p, turn.model, keys, "/v1/messages"), headers, body)
 
     def translator(self, turn: Turn) -> StreamTranslator:
@@ -35,6 +36,10 @@ class _Events:
 
     def __init__(self, normalizer: AnthropicStreamNormalizer) -> None:
         self._n = normalizer
+
+    @property
+    def notes(self) -> list[tuple[str, ToolInput]]:
+        return self._n.notes
 
     def start(self) -> list[Event]:
         return []

@@ -13,6 +13,7 @@ from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import UpstreamError
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.sse import SSEMessage
+from fcc.engine.translate.tool_input import ToolInput
 from fcc.engine.types import JSON
 
 
@@ -27,6 +28,7 @@ class Turn:
     message_id: str
     thinking: bool  # ask the upstream for reasoning
     input_estimate: int
+    thinking_forced: bool | None = None  # the route's own say (None: the client decides)
     beta: str | None = None  # the client's anthropic-beta header
     version: str | None = None  # the client's anthropic-version header
 
@@ -39,6 +41,8 @@ class UpstreamRequest:
 
 
 class StreamTranslator(Protocol):
+    @property
+    def notes(self) -> list[tuple[str, ToolInput]]: ...  # tool calls whose input was not JSON
     def start(self) -> list[Event]: ...
     def feed(self, message: SSEMessage) -> list[Event]: ...
     def finish(self) -> list[Event]: ...

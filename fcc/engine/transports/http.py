@@ -120,10 +120,10 @@ async def stream_turn(
         if response.headers.get("content-type", "").startswith("application/json"):
             # The server ignored stream:true and answered with one JSON body.
             body = await response.aread()
-            yield (
-                _read(translator, turn, SSEMessage(None, body.decode("utf-8", "replace")))
-                + translator.finish()
-            )
+            events = _read(translator, turn, SSEMessage(None, body.decode("utf-8", "replace")))
+            events += translator.finish()
+            _log_notes(translator, turn)
+            yield events
             return
         decoder = SSEDecoder()
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -148,9 +148,26 @@ async def stream_turn(
         batch = []
         for message in decoder.feed(text.decode(b"", final=True)) + decoder.flush():
             batch += _read(translator, turn, message)
-        yield batch + translator.finish()
+        batch += translator.finish()
+        _log_notes(translator, turn)
+        yield batch
     finally:
         await response.aclose()
+
+
+def _log_notes(translator: StreamTranslator, turn: Turn) -> None:
+    """Tool calls whose arguments were not JSON: the operator hears of each, but the text
+    (which may quote the prompt) only at debug level."""
+    for name, arguments in translator.notes:
+        what = "repaired them" if arguments.outcome == "repaired" else "sent {} instead"
+        log.warning(
+            "%s: tool call %s came with arguments that are not a JSON object (%d chars); fcc %s",
+            who(turn),
+            name,
+            len(arguments.raw),
+            what,
+        )
+        log.debug("%s: tool call %s arguments as sent: %r", who(turn), name, arguments.raw[:2000])
 
 
 def _read(translator: StreamTranslator, turn: Turn, message: SSEMessage) -> list[Event]:

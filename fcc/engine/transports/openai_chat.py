@@ -9,6 +9,7 @@ from fcc.engine.translate.events import Event
 from fcc.engine.translate.openai_request import Target, thinking_requested, to_openai
 from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOptions
 from fcc.engine.translate.sse import SSEMessage
+from fcc.engine.translate.tool_input import ToolInput
 from fcc.engine.transports.base import (
     BoundedCache,
     StreamTranslator,
@@ -67,6 +68,10 @@ class _Lines:
     def __init__(self, translator: OpenAIStreamTranslator) -> None:
         self._t = translator
         self._done = False
+
+    @property
+    def notes(self) -> list[tuple[str, ToolInput]]:
+        return self._t.notes
 
     def start(self) -> list[Event]:
         return self._t.start()
