@@ -105,6 +105,17 @@ def test_check_invalid_file_prints_located_problems() -> None:
     assert all(set(p) == {"file", "line", "col", "message"} for p in data["problems"])
 
 
+def test_check_reports_schema_and_reference_problems_in_one_run(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text('server:\n  port: "8082"\ntiers:\n  haiku: nowhere/model-x\n', encoding="utf-8")
+    result = invoke("check", "--config", config)
+    assert result.exit_code == 1
+    found = [m.groupdict() for m in map(PROBLEM_LINE.match, text(result).splitlines()) if m]
+    where = {(f["line"], f["col"]): f["message"] for f in found if f["file"] == str(config)}
+    assert where[("2", "3")].startswith("server/port: expected a whole number")
+    assert where[("4", "3")].startswith("haiku: unknown provider 'nowhere'")
+
+
 def test_check_reports_several_files_at_once() -> None:
     paths = [INVALID / "config_bad_port.yaml", INVALID / "provider_unknown_transport.yaml"]
     data = as_json(invoke("check", "--json", *paths))

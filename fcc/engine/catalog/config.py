@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -93,15 +94,23 @@ class Settings:
 
 
 def _load_doc(path: Path, kind: str, problems: list[Problem]) -> Document | None:
+    """A valid document, or None (its problems are in `problems`)."""
+    doc, valid = _read_doc(path, kind, problems)
+    return doc if valid else None
+
+
+def _read_doc(path: Path, kind: str, problems: list[Problem]) -> tuple[Document | None, bool]:
+    """The parsed document even when the schema rejects it (the references in it can still be
+    checked, so one run reports every problem), and whether it is valid."""
     doc, found = parse(path)
     problems += found
     if doc is None:
-        return None
+        return None, False
     if doc.data is None:  # an empty file is an empty mapping
-        return Document(doc.path, {}, doc.tree)
+        doc = Document(doc.path, {}, doc.tree)
     errors = validate(doc, kind)
     problems += errors
-    return None if errors else doc
+    return doc, not errors
 
 
 def load_catalog(folder: Path, problems: list[Problem]) -> dict[str, tuple[Document, JSON]]:
@@ -173,29 +182,24 @@ def load_settings(
     defaults = _load_doc(cat / "defaults.yaml", "config", problems)
     path = config_path or default_config_path()
     user: Document | None = None
+    user_valid = True
     if user_config and (path.exists() or config_path is not None):
-        user = _load_doc(path, "config", problems)
-    if problems:
-        raise ConfigError(problems)
-    assert defaults is not None
-    user_data: JSON = user.data if user else {}
-
+        user, user_valid = _read_doc(path, "config", problems)
     probes = _load_probes([cat / "probes", *([path.parent / "probes"] if user_config else [])], problems)
+    if defaults is None:
+        raise ConfigError(problems)
+    # What the documents refer to is checked even when one breaks the schema, so a single
+    # `fcc check` names a bad port and a tier's unknown provider together.
+    _check_references(defaults, user, overrides, catalog, {p.name for p in probes}, problems)
+    if problems or not user_valid:
+        raise ConfigError(problems)
+    user_data: JSON = user.data if user else {}
     providers = _merge_providers(catalog, user, problems)
-    server = _server(defaults.data.get("server", {}), user_data.get("server", {}), overrides)
-    tiers = _tiers(defaults, user, overrides, providers if not problems else None, problems)
-    toggles: dict[str, bool] = user_data.get("probes", {})
-    known = {p.name for p in probes}
-    for name in toggles:
-        if name not in known:
-            assert user is not None
-            line, col = user.locate(["probes", name])
-            names = ", ".join(sorted(known))
-            problems.append(
-                Problem(user.path, line, col, f"probes/{name}: no probe of that name (known: {names})")
-            )
     if problems:
         raise ConfigError(problems)
+    server = _server(defaults.data.get("server", {}), user_data.get("server", {}), overrides)
+    tiers = _tiers(defaults, user, overrides)
+    toggles: dict[str, bool] = user_data.get("probes", {})
     return Settings(
         server=server,
         tiers=MappingProxyType(tiers),
@@ -252,46 +256,106 @@ def _server(defaults: JSON, user: JSON, overrides: Overrides) -> ServerSettings:
     )
 
 
-def _tiers(
-    defaults: Document,
-    user: Document | None,
-    overrides: Overrides,
-    providers: Mapping[str, Provider] | None,
-    problems: list[Problem],
-) -> dict[Tier, TierRoute]:
-    """Each tier from its highest layer; refs checked against `providers` unless None."""
+def _tier_spec(value: Any) -> JSON:
+    return {"model": value} if isinstance(value, str) else dict(value)
+
+
+def _tiers(defaults: Document, user: Document | None, overrides: Overrides) -> dict[Tier, TierRoute]:
+    """Each tier from its highest layer (the references were checked before)."""
     out: dict[Tier, TierRoute] = {}
     for tier in TIERS:
-        layers: list[tuple[Origin, Document | None, Any, list[str | int]]] = [
-            ("default", defaults, defaults.data.get("tiers", {}).get(tier), ["tiers", tier]),
-        ]
-        if user is not None:
-            layers.append(("config", user, user.data.get("tiers", {}).get(tier), ["tiers", tier]))
+        origin: Origin = "default"
+        value = defaults.data.get("tiers", {}).get(tier)
+        if user is not None and user.data.get("tiers", {}).get(tier) is not None:
+            origin, value = "config", user.data["tiers"][tier]
         if tier in overrides.tiers:
-            layers.append(("flag", None, overrides.tiers[tier], []))
-        origin, doc, value, where = next(x for x in reversed(layers) if x[2] is not None)
-        spec: JSON = {"model": value} if isinstance(value, str) else dict(value)
-        refs: list[tuple[str, Document | None, list[str | int]]] = [(spec["model"], doc, where)]
-        refs += [(f, doc, [*where, "fallbacks", i]) for i, f in enumerate(spec.get("fallbacks", ()))]
+            origin, value = "flag", overrides.tiers[tier]
+        spec = _tier_spec(value)
+        fallbacks = list(spec.get("fallbacks", ()))
         if user is not None:
-            extra = user.data.get("fallbacks", {}).get(tier, [])
-            refs += [(f, user, ["fallbacks", tier, i]) for i, f in enumerate(extra)]
+            fallbacks += user.data.get("fallbacks", {}).get(tier, [])
         out[tier] = TierRoute(
             tier=tier,
             target=ModelRef.parse(spec["model"]),
             origin=origin,
             thinking=cast("bool | None", spec.get("thinking")),
-            fallbacks=tuple(ModelRef.parse(r[0]) for r in refs[1:]),
+            fallbacks=tuple(ModelRef.parse(f) for f in fallbacks),
         )
-        for text, ref_doc, ref_where in refs:
-            ref = ModelRef.parse(text)
-            if providers is None or ref.provider in providers:
-                continue
-            known = ", ".join(sorted(providers)) or "none"
-            message = f"{tier}: unknown provider {ref.provider!r} in {ref} (known: {known})"
-            if ref_doc is None:
-                problems.append(Problem("--tier", 1, 1, message))
-            else:
-                line, col = ref_doc.locate(ref_where)
-                problems.append(Problem(ref_doc.path, line, col, message))
     return out
+
+
+def _check_references(
+    defaults: Document,
+    user: Document | None,
+    overrides: Overrides,
+    catalog: Mapping[str, tuple[Document, JSON]],
+    probe_names: set[str],
+    problems: list[Problem],
+) -> None:
+    """Every PROVIDER/MODEL names a known provider and every probe toggle a known probe, in
+    every layer, each at its own key. Tolerant of shapes the schema already rejected."""
+    known = set(catalog)
+    entries = user.data.get("providers") if user is not None and isinstance(user.data, dict) else None
+    if isinstance(entries, dict):
+        known |= set(entries)
+    for ref, doc, where, tier in _references(defaults, user, overrides):
+        provider = ref.partition("/")[0]
+        if provider in known:
+            continue
+        message = f"{tier}: unknown provider {provider!r} in {ref} ({_known_hint(provider, known)})"
+        if doc is None:
+            problems.append(Problem("--tier", 1, 1, message))
+        else:
+            line, col = doc.locate(where)
+            problems.append(Problem(doc.path, line, col, message))
+    toggles = user.data.get("probes") if user is not None and isinstance(user.data, dict) else None
+    if isinstance(toggles, dict):
+        assert user is not None
+        for name in toggles:
+            if name not in probe_names:
+                line, col = user.locate(["probes", name])
+                names = ", ".join(sorted(probe_names))
+                problems.append(
+                    Problem(user.path, line, col, f"probes/{name}: no probe of that name (known: {names})")
+                )
+
+
+Where = list[str | int]
+
+
+def _known_hint(name: str, known: set[str]) -> str:
+    """The known names when they are few; else the likeliest ones and where to see them all."""
+    if len(known) <= 12:
+        return f"known: {', '.join(sorted(known)) or 'none'}"
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.7)
+    also = f"did you mean {' or '.join(close)}? " if close else ""
+    return f"{also}`fcc models` lists all {len(known)}"
+
+
+def _references(
+    defaults: Document, user: Document | None, overrides: Overrides
+) -> Iterator[tuple[str, Document | None, Where, str]]:
+    """(PROVIDER/MODEL, its document, where in it, its tier) for every model reference."""
+    for doc in (defaults, user):
+        data = doc.data if doc is not None and isinstance(doc.data, dict) else {}
+        tiers = data.get("tiers")
+        for tier, value in tiers.items() if isinstance(tiers, dict) else ():
+            if isinstance(value, str):
+                yield value, doc, ["tiers", tier], tier
+            elif isinstance(value, dict):
+                if isinstance(value.get("model"), str):
+                    yield value["model"], doc, ["tiers", tier, "model"], tier
+                yield from _ref_list(value.get("fallbacks"), doc, ["tiers", tier, "fallbacks"], tier)
+        fallbacks = data.get("fallbacks")
+        for tier, refs in fallbacks.items() if isinstance(fallbacks, dict) else ():
+            yield from _ref_list(refs, doc, ["fallbacks", tier], tier)
+    for tier, ref in overrides.tiers.items():
+        yield ref, None, [], tier
+
+
+def _ref_list(
+    refs: Any, doc: Document | None, where: Where, tier: str
+) -> Iterator[tuple[str, Document | None, Where, str]]:
+    for i, ref in enumerate(refs if isinstance(refs, list) else ()):
+        if isinstance(ref, str):
+            yield ref, doc, [*where, i], tier
