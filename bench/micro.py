@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Callable
@@ -9,12 +10,16 @@ from dataclasses import dataclass
 
 from bench.upstream import stream_events, tail_events
 from bench.workload import load_fixtures
-from fcc.engine.catalog.providers import Quirks
 from fcc.engine.translate.events import encode
 from fcc.engine.translate.openai_request import Target, thinking_requested, to_openai
 from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOptions
 from fcc.engine.translate.sse import SSEDecoder
 from fcc.engine.transports.openai_chat import _Lines
+
+try:
+    from fcc.engine.catalog.providers import Quirks
+except ImportError:  # a --baseline ref from before the engine's modules moved into packages
+    from fcc.engine.catalog import Quirks  # type: ignore[no-redef]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,18 @@ def run(budget: float = 1.0) -> list[Rate]:
     return stream_rates(budget=budget) + request_rates(budget=budget)
 
 
-if __name__ == "__main__":
-    for rate in run():
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__)
+    parser.add_argument("--budget", type=float, default=1.0, help="seconds per micro-benchmark")
+    parser.add_argument("--json", action="store_true", help="one JSON line (what --baseline reads)")
+    args = parser.parse_args(argv)
+    rates = run(args.budget)
+    if args.json:
+        print(json.dumps([{"name": r.name, "per_second": r.per_second, "unit": r.unit} for r in rates]))
+        return
+    for rate in rates:
         print(f"{rate.name}: {rate.per_second:,.0f} {rate.unit}/s ({rate.micros:.1f} µs each)")
+
+
+if __name__ == "__main__":
+    main()

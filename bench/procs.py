@@ -47,15 +47,15 @@ def spawn(
     stdin: int | None = subprocess.DEVNULL,
     stdout: int | None = None,
 ) -> subprocess.Popen[str]:
-    handle = log.open("w", encoding="utf-8")
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=stdin,
-        stdout=stdout if stdout is not None else handle,
-        stderr=handle,
-        env={**os.environ, **LOOPBACK_ONLY, **(env or {})},
-        text=True,
-    )
+    with log.open("w", encoding="utf-8") as handle:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=stdin,
+            stdout=stdout if stdout is not None else handle,
+            stderr=handle,
+            env={**os.environ, **LOOPBACK_ONLY, **(env or {})},
+            text=True,
+        )
     pin(proc.pid, cores)
     return proc
 

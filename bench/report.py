@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +13,13 @@ from bench.stats import Phase, percentile
 if TYPE_CHECKING:
     from bench.run import Results
 
-CONTENDERS = ("direct", "fcc", "litellm")
+CONTENDERS = ("direct", "fcc", "litellm")  # the order of a run without --baseline
+
+
+def _names(results: Results) -> list[str]:
+    """The contenders in the order they were interleaved (direct, fcc, fcc@REF, litellm)."""
+    known = list(getattr(results, "contenders", None) or CONTENDERS)
+    return known + sorted({p.contender for p in results.phases} - set(known))
 
 
 def _f(value: float | None, digits: int = 1) -> str:
@@ -42,16 +49,20 @@ def _verdict(value: float | None, limit: float, *, at_least: bool = False) -> st
     return "**met**" if ok else "**missed**"
 
 
-def cpu_per_token_us(results: Results) -> tuple[float | None, float | None, int | None]:
+def cpu_per_token_us(
+    results: Results, name: str = "fcc", long: Phase | None = None
+) -> tuple[float | None, float | None, int | None]:
     """fcc's CPU per streamed token: all-in at the highest concurrency, and the marginal cost
-    (long answers vs short ones at c=16, so per-request work cancels out)."""
-    levels = [p for p in results.phases if p.contender == "fcc" and p.cpu is not None and p.tokens]
+    (long answers vs short ones at c=16, so per-request work cancels out). `name` and `long`
+    select another fcc build (the --baseline one); by default this commit's."""
+    levels = [p for p in results.phases if p.contender == name and p.cpu is not None and p.tokens]
     allin, at = None, None
     if levels:
         top = max(levels, key=lambda p: p.concurrency)
         allin, at = (top.cpu or 0) / top.tokens * 1e6, top.concurrency
     marginal = None
-    short, long_ = _phase(results, "fcc", 16), results.fcc_long
+    short = _phase(results, name, 16)
+    long_ = results.fcc_long if name == "fcc" else long
     if (
         short
         and long_
@@ -109,7 +120,7 @@ def latency_table(results: Results) -> list[str]:
         "|" + "---|" * 17,
     ]
     for c in _levels(results):
-        for name in CONTENDERS:
+        for name in _names(results):
             p = _phase(results, name, c)
             if p is None:
                 continue
@@ -164,6 +175,117 @@ def fcc_section(results: Results) -> list[str]:
     return lines
 
 
+def _ratio(mine: float | None, theirs: float | None) -> str:
+    """mine ÷ theirs, or "-" when either is missing or the quotient means nothing (≤ 0)."""
+    if mine is None or theirs is None or math.isnan(mine) or math.isnan(theirs):
+        return "-"
+    if theirs <= 0 or mine < 0:
+        return "-"
+    return f"{mine / theirs:.2f}"
+
+
+def baseline_section(results: Results) -> list[str]:
+    """This commit's figures next to the --baseline ref's, from the same interleaved run."""
+    b = results.baseline
+    if b is None:
+        return []
+    name = b.name
+    head = results.head or "the working tree"
+    rows: list[tuple[str, float | None, float | None, int]] = []  # figure, this, ref, digits
+    failed: list[tuple[str, str, str]] = []
+    for c in _levels(results):
+        mine, theirs = _phase(results, "fcc", c), _phase(results, name, c)
+        if mine is None or theirs is None:
+            continue
+        for metric, q, label in (
+            ("ttft", 50, "added TTFT p50 (ms)"),
+            ("ttft", 99, "added TTFT p99 (ms)"),
+            ("total", 50, "added total p50 (ms)"),
+            ("total", 99, "added total p99 (ms)"),
+        ):
+            rows.append(
+                (
+                    f"c={c}: {label}",
+                    added(results, "fcc", c, metric, q),
+                    added(results, name, c, metric, q),
+                    2,
+                )
+            )
+        rows += [
+            (f"c={c}: req/s (higher is better)", mine.rps, theirs.rps, 1),
+            (f"c={c}: tokens/s (higher is better)", mine.tps, theirs.tps, 0),
+            (f"c={c}: proxy CPU ms/req", mine.cpu_per_request_ms(), theirs.cpu_per_request_ms(), 2),
+            (f"c={c}: proxy CPU µs per streamed token", mine.cpu_per_ktok_ms(), theirs.cpu_per_ktok_ms(), 1),
+            (
+                f"c={c}: proxy RSS MB (after its batches)",
+                mine.rss_peak_kb / 1024 if mine.rss_peak_kb else None,
+                theirs.rss_peak_kb / 1024 if theirs.rss_peak_kb else None,
+                1,
+            ),
+        ]
+        failed.append(
+            (
+                f"c={c}: failed requests",
+                f"{mine.failed} of {len(mine.records)}",
+                f"{theirs.failed} of {len(theirs.records)}",
+            )
+        )
+    allin, marginal, at = cpu_per_token_us(results)
+    b_allin, b_marginal, _ = cpu_per_token_us(results, name, b.long)
+    top = max(_levels(results), default=0)
+    rows += [
+        (f"CPU per streamed token, all-in at c={at} (µs)", allin, b_allin, 1),
+        (
+            f"CPU per streamed token, marginal ({results.plan.long_tokens}- vs "
+            f"{results.plan.tokens}-token answers, µs)",
+            marginal,
+            b_marginal,
+            1,
+        ),
+        (
+            f"peak RSS (VmHWM) up to c={top} (MB)",
+            results.fcc_rss_hwm_kb / 1024 if results.fcc_rss_hwm_kb else None,
+            b.rss_hwm_kb / 1024 if b.rss_hwm_kb else None,
+            1,
+        ),
+        (
+            f"cold start, median of {len(results.cold_start)} / {len(b.cold_start)} (s)",
+            percentile(results.cold_start, 50) if results.cold_start else None,
+            percentile(b.cold_start, 50) if b.cold_start else None,
+            3,
+        ),
+    ]
+    theirs_micro = {r.name: r for r in b.micro}
+    for r in results.micro:
+        other = theirs_micro.get(r.name)
+        rows.append(
+            (f"in-process: {r.name} (µs per {r.unit[:-1]})", r.micros, other.micros if other else None, 1)
+        )
+    lines = [
+        f"`{name}` is {b.sha[:12]} ({b.subject}); this commit is {head}. Both ran in this run with the same "
+        "config, upstream and core, interleaved round by round with the other contenders. "
+        f"Ratio = this commit ÷ {name}: below 1 means this commit's figure is smaller, which is better "
+        "for times, CPU and memory and worse for req/s and tokens/s. Added figures are small differences "
+        "of noisy percentiles: read a ratio of an added p99 as a direction, not a measure."
+        + (
+            f" This is the `{results.plan.name}` run: "
+            + ", ".join(f"{lv.per_contender} requests at c={lv.concurrency}" for lv in results.plan.levels)
+            + " per contender, and CPU is read in 10 ms ticks of /proc: differences of 20-30% are "
+            "within its noise; use the full run to decide."
+            if results.plan.name == "quick"
+            else ""
+        ),
+        "",
+        f"| figure | this commit | {name} | ratio |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {label} | {_f(m, d)} | {_f(t, d)} | {_ratio(m, t)} |" for label, m, t, d in rows]
+    lines += [f"| {label} | {m} | {t} | - |" for label, m, t in failed]
+    if b.micro_problem:
+        lines += ["", f"The in-process micro-benchmarks could not run against {name}: {b.micro_problem}"]
+    return lines
+
+
 def micro_section(results: Results) -> list[str]:
     rows = ["| in-process benchmark | rate | per item |", "|---|---|---|"]
     for r in results.micro:
@@ -174,12 +296,14 @@ def micro_section(results: Results) -> list[str]:
 def profile_section(results: Results) -> list[str]:
     prof = results.profile
     if prof is None:
-        return ["No profile in this run (py-spy missing, or `--quick`)."]
+        if not results.plan.profile_seconds:
+            return [f"No profile in this run: the `{results.plan.name}` run does not profile."]
+        return ["No profile in this run: py-spy is not installed (`pip install py-spy`) or failed."]
     plan = results.plan
     lines = [
         f"py-spy, {plan.profile_seconds} s at c={plan.profile_concurrency} with {plan.tokens}-token answers, "
         f"{prof.samples} samples of the busy fcc process (idle time in epoll is not sampled). "
-        "Raw stacks: `bench/.cache/run/fcc-profile.txt`.",
+        f"Raw stacks: `{getattr(results, 'run_dir', 'bench/.cache/run')}/fcc-profile.txt`.",
         "",
         "Where the on-CPU time goes (by the file of the innermost frame):",
         "",
@@ -249,6 +373,8 @@ def cores_section(results: Results) -> list[str]:
 
 def write(results: Results, md: Path, png: Path, repo: Path) -> None:
     plan = results.plan
+    plotted = importlib.util.find_spec("matplotlib") is not None
+    results.plotted = plotted
     when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     levels = ", ".join(
         f"c={lv.concurrency}: {lv.per_contender} requests ({lv.rounds} rounds)" for lv in plan.levels
@@ -272,8 +398,15 @@ def write(results: Results, md: Path, png: Path, repo: Path) -> None:
         "",
         *latency_table(results),
         "",
-        "![latency percentiles vs concurrency](latency.png)",
+        "![latency percentiles vs concurrency](latency.png)"
+        if plotted
+        else "No plot: matplotlib is not installed (`pip install -e '.[bench]'`).",
         "",
+        *(
+            [f"## This commit vs {results.baseline.name}", "", *baseline_section(results), ""]
+            if getattr(results, "baseline", None)
+            else []
+        ),
         "## fcc process",
         "",
         *fcc_section(results),
@@ -297,7 +430,8 @@ def write(results: Results, md: Path, png: Path, repo: Path) -> None:
     if results.notes:
         lines += ["## Notes", "", *[f"- {n}" for n in results.notes], ""]
     md.write_text("\n".join(lines), encoding="utf-8")
-    plot(results, png)
+    if plotted:
+        plot(results, png)
 
 
 def plot(results: Results, png: Path) -> None:
@@ -309,14 +443,15 @@ def plot(results: Results, png: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     colors = {"direct": "tab:gray", "fcc": "tab:blue", "litellm": "tab:red"}
     for ax, metric, title in ((axes[0], "ttft", "time to first token"), (axes[1], "total", "total time")):
-        for name in CONTENDERS:
+        for name in _names(results):
             phases = sorted((p for p in results.phases if p.contender == name), key=lambda p: p.concurrency)
             if not phases:
                 continue
             xs = [p.concurrency for p in phases]
             for q, style in ((50, "-"), (99, "--")):
                 ys = [getattr(p, metric)(q) for p in phases]
-                ax.plot(xs, ys, style, marker="o", color=colors[name], label=f"{name} p{q}")
+                color = colors.get(name, "tab:green")  # tab:green: the --baseline ref
+                ax.plot(xs, ys, style, marker="o", color=color, label=f"{name} p{q}")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("concurrent streams")

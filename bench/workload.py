@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fcc.engine.catalog.config import Settings, load_settings
-from fcc.engine.catalog.secrets import KeyStore
-from fcc.engine.routing.router import resolve
-from fcc.engine.translate.openai_request import thinking_requested
-from fcc.engine.transports.base import Turn
-from fcc.engine.transports.openai_chat import OpenAIChat
+if TYPE_CHECKING:
+    from fcc.engine.catalog.config import Settings
+
+# fcc itself is imported where the upstream bodies are built, not here: bench/micro.py loads the
+# fixtures from this module under a --baseline ref's fcc too, whose modules may sit elsewhere.
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO.parent / "shared" / "fixtures" / "claude-code"
@@ -72,6 +71,12 @@ def anthropic_body(fixture: Fixture, tokens: int | None) -> bytes:
 
 def openai_body(fixture: Fixture, settings: Settings, tokens: int) -> bytes:
     """Exactly the upstream request fcc builds for this fixture (its own adapter, its own route)."""
+    from fcc.engine.catalog.secrets import KeyStore
+    from fcc.engine.routing.router import resolve
+    from fcc.engine.translate.openai_request import thinking_requested
+    from fcc.engine.transports.base import Turn
+    from fcc.engine.transports.openai_chat import OpenAIChat
+
     route = resolve(f"bench/tokens-{tokens}", settings)
     candidate = route.primary
     turn = Turn(
@@ -91,6 +96,8 @@ def openai_body(fixture: Fixture, settings: Settings, tokens: int) -> bytes:
 
 def write_workload(path: Path, config_path: Path, tokens: int, long_tokens: int) -> list[Fixture]:
     """The file the load client reads: bodies per (shape, token count) and headers per fixture."""
+    from fcc.engine.catalog.config import load_settings
+
     fixtures = load_fixtures()
     settings = load_settings(config_path)
     data = {

@@ -1,0 +1,97 @@
+"""CI smoke test of the benchmark harness: `python -m bench --quick` runs, every contender answers,
+and RESULTS.md comes out with its tables filled in. It never judges the numbers themselves
+(a shared CI machine makes them noisy); it proves the harness measures something."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.plan import QUICK
+
+REPO = Path(__file__).resolve().parents[1]
+NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
+
+
+def _number(cell: str) -> float:
+    assert NUMBER.match(cell), f"not a number: {cell!r}"
+    return float(cell.replace(",", ""))
+
+
+def section(text: str, heading: str) -> str:
+    """The text under `## heading`, up to the next `## `."""
+    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert match, f"RESULTS.md has no section {heading!r}"
+    return match.group(1)
+
+
+def table(text: str) -> list[dict[str, str]]:
+    """The first Markdown table in `text`, as one dict per row keyed by the header cells."""
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    assert len(lines) >= 3, f"no table in:\n{text}"
+    split = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    header, rows = split[0], split[2:]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+@pytest.mark.slow
+def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
+    committed = (REPO / "bench" / "RESULTS.md").read_bytes()
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--no-litellm", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    spent = time.monotonic() - started
+    assert done.returncode == 0, f"bench failed:\n{done.stdout}\n{done.stderr}"
+    assert (REPO / "bench" / "RESULTS.md").read_bytes() == committed, "--out must leave bench/ alone"
+    results = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
+    assert (tmp_path / "run" / "results.pickle").exists()
+    assert (tmp_path / "latency.png").exists() or "No plot: matplotlib is not installed" in results
+
+    # Every contender answered every measured request at every concurrency, with the right tokens.
+    rows = table(section(results, "Latency and throughput (ms unless stated)"))
+    seen = {(int(r["c"]), r["contender"]) for r in rows}
+    levels = {level.concurrency: level.per_contender for level in QUICK.levels}
+    assert seen == {(c, name) for c in levels for name in ("direct", "fcc")}
+    for row in rows:
+        assert int(row["n"]) == levels[int(row["c"])], row
+        assert row["failed"] == "0", row
+        for column in ("TTFT p50", "TTFT p99", "total p50", "req/s", "tokens/s"):
+            assert _number(row[column]) > 0, (column, row)
+        if row["contender"] == "fcc":
+            for column in ("added TTFT p50", "added total p50"):
+                _number(row[column])
+            for column in ("proxy CPU ms/req", "proxy RSS MB"):
+                assert _number(row[column]) > 0, (column, row)
+        # The upstream takes 50 ms to the first token: nobody can answer sooner.
+        assert _number(row["TTFT p50"]) >= QUICK.ttft_ms, row
+
+    targets = {r["target"]: r for r in table(section(results, "Targets"))}
+    assert targets["added TTFT p50 ≤ 1 ms at c=1"]["verdict"] in ("**met**", "**missed**")
+    assert targets["`fcc serve` cold start ≤ 1 s"]["verdict"] in ("**met**", "**missed**")
+
+    figures = {r["figure"]: r["value"] for r in table(section(results, "fcc process"))}
+    cold = next(v for k, v in figures.items() if k.startswith("cold start"))
+    assert _number(cold.split(" s ")[0]) > 0
+    check = next(v for k, v in figures.items() if k.startswith("`fcc check`"))
+    assert _number(check.removesuffix(" s")) > 0
+    assert any(k.startswith("`fcc check`") and "exit 0" in k for k in figures), figures
+
+    micro = table(section(results, "Translators in-process"))
+    assert len(micro) == 4
+    for row in micro:
+        assert _number(row["per item"].removesuffix(" µs")) > 0, row
+
+    assert "No profile in this run: the `quick` run does not profile." in results
+    assert "LiteLLM: not run" in results
+    assert spent < 120, f"the quick bench took {spent:.0f} s; CI wants it under a minute"
