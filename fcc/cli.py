@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +23,6 @@ from fcc.engine.catalog.config import Overrides, Settings, config_dir, load_sett
 from fcc.engine.catalog.resources import catalog_dir
 from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ConfigError, FccError
-from fcc.engine.types import TIERS, Tier
 
 app = typer.Typer(
     name="fcc",
@@ -120,13 +120,19 @@ def _builtin_settings() -> Settings:
         _fail("\n".join(str(p) for p in exc.problems))
 
 
-def _parse_tier_flags(values: list[str] | None) -> dict[Tier, str]:
-    tiers: dict[Tier, str] = {}
+_TIER_FLAG = re.compile(r"^([a-z][a-z0-9_-]*)=([a-z][a-z0-9_]*/\S+)$")
+
+
+def _parse_tier_flags(values: list[str] | None) -> dict[str, str]:
+    tiers: dict[str, str] = {}
     for value in values or []:
-        name, sep, ref = value.partition("=")
-        if not sep or name not in TIERS or "/" not in ref:
-            _fail(f"--tier {value}: expected TIER=PROVIDER/MODEL with TIER one of {', '.join(TIERS)}")
-        tiers[name] = ref
+        m = _TIER_FLAG.match(value)
+        if not m:
+            _fail(
+                f"--tier {value}: expected TIER=PROVIDER/MODEL, a tier such as opus, sonnet, haiku or "
+                "default (or a name of your own)"
+            )
+        tiers[m.group(1)] = m.group(2)
     return tiers
 
 

@@ -318,14 +318,21 @@ def test_models_unknown_provider_lists_known_ones() -> None:
     assert "Traceback" not in shown
 
 
-@pytest.mark.parametrize("value", ["bogus", "opus", "opus=ollama", "turbo=ollama/qwen3:8b", "=ollama/x"])
+@pytest.mark.parametrize("value", ["bogus", "opus", "opus=ollama", "Opus=ollama/x", "=ollama/x"])
 def test_models_bad_tier_flag_is_explained(value: str) -> None:
     result = invoke("models", "--tier", value)
     assert result.exit_code != 0
     shown = text(result)
     assert f"--tier {value}" in shown
-    assert "TIER=PROVIDER/MODEL" in shown and "opus, sonnet, haiku, default" in shown
+    assert "TIER=PROVIDER/MODEL" in shown and "opus, sonnet, haiku or default" in shown
     assert "Traceback" not in shown
+
+
+def test_a_tier_flag_may_name_a_tier_of_its_own() -> None:
+    result = invoke("models", "--json", "--tier", "turbo=groq/openai/gpt-oss-120b")
+    assert result.exit_code == 0, text(result)
+    turbo = next(t for t in as_json(result)["tiers"] if t["tier"] == "turbo")
+    assert (turbo["route"], turbo["origin"]) == ("groq/openai/gpt-oss-120b", "flag")
 
 
 def test_models_tier_flag_with_unknown_provider_is_explained() -> None:

@@ -14,6 +14,7 @@ from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import ConfigError
 from fcc.engine.probes import answer_events, find_probe
 from fcc.engine.probes.answers import command_prefix, short_title
+from fcc.engine.request.features import features_of
 from fcc.engine.server import create_app
 from tests.conftest import FIXTURES, Live, replay_config
 from tests.support.grammar import check_grammar, check_values, parse_sse
@@ -153,13 +154,13 @@ def _body(*messages, **extra) -> dict:
     ],
 )
 def test_near_misses_are_not_probes(body: dict):
-    assert find_probe(_settings().active_probes, body, "haiku") is None
+    assert find_probe(_settings().active_probes, body, features_of(body, {}), "haiku") is None
 
 
 @pytest.mark.parametrize("path", PROBES, ids=lambda p: p.stem)
 def test_probe_answers_are_pinned(path: Path, snapshot):
     _, _, body = recorded(path)
-    probe = find_probe(_settings().active_probes, body, "haiku")
+    probe = find_probe(_settings().active_probes, body, features_of(body, {}), "haiku")
     assert probe is not None
     events = answer_events(probe, body, "msg_probe", 42)
     check_values(events)

@@ -7,6 +7,7 @@ from typing import Any, Literal
 JSON = dict[str, Any]
 TransportName = Literal["openai_chat", "anthropic_messages"]
 AuthStyle = Literal["bearer", "x-api-key", "header", "none"]
-Tier = Literal["opus", "sonnet", "haiku", "default"]
-TIERS: tuple[Tier, ...] = ("opus", "sonnet", "haiku", "default")
+# Tiers may have any name; these four are the ones Claude Code's model families pick.
+FAMILY_TIERS: tuple[str, ...] = ("opus", "sonnet", "haiku", "default")
+Strategy = Literal["ordered", "least_busy", "round_robin"]
 Origin = Literal["default", "config", "flag"]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -12,10 +11,12 @@ from typing import Any, cast
 
 from fcc.engine.catalog.documents import Document, iter_yaml, parse, validate
 from fcc.engine.catalog.providers import Provider, provider_from_data
+from fcc.engine.catalog.references import check_references
 from fcc.engine.catalog.resources import catalog_dir
 from fcc.engine.errors import ConfigError, Problem
 from fcc.engine.probes.model import Probe, probe_from_data
-from fcc.engine.types import JSON, TIERS, Origin, Tier
+from fcc.engine.request.conditions import Conditions, conditions_from_data
+from fcc.engine.types import JSON, Origin, Strategy
 
 CONFIG_DIR_NAME = "free-claude-code"
 
@@ -46,11 +47,24 @@ class ModelRef:
 
 @dataclass(frozen=True, slots=True)
 class TierRoute:
-    tier: Tier
+    tier: str
     target: ModelRef
     origin: Origin
     thinking: bool | None = None
     fallbacks: tuple[ModelRef, ...] = ()
+    strategy: Strategy = "ordered"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One routing rule of config.yaml's routes: (routing/rules.py interprets it)."""
+
+    name: str
+    when: Conditions
+    use: tuple[str, ...]  # tier names and PROVIDER/MODEL references, in order
+    strategy: Strategy | None = None
+    thinking: bool | None = None
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,18 +89,24 @@ class Overrides:
 
     host: str | None = None
     port: int | None = None
-    tiers: Mapping[Tier, str] = field(default_factory=dict)
+    tiers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     server: ServerSettings
-    tiers: Mapping[Tier, TierRoute]
+    tiers: Mapping[str, TierRoute]
     providers: Mapping[str, Provider]
     probes: tuple[Probe, ...]  # every probe known, built-in and the user's
     disabled_probes: frozenset[str]
     config_path: str | None
     config_dir: Path
+    routes: tuple[Rule, ...] = ()
+
+    @property
+    def header_names(self) -> frozenset[str]:
+        """The request headers routing rules look at (the only ones kept in Features)."""
+        return frozenset(name for rule in self.routes for name in rule.when.header_names)
 
     @property
     def active_probes(self) -> tuple[Probe, ...]:
@@ -190,7 +210,7 @@ def load_settings(
         raise ConfigError(problems)
     # What the documents refer to is checked even when one breaks the schema, so a single
     # `fcc check` names a bad port and a tier's unknown provider together.
-    _check_references(defaults, user, overrides, catalog, {p.name for p in probes}, problems)
+    check_references(defaults, user, overrides.tiers, set(catalog), {p.name for p in probes}, problems)
     if problems or not user_valid:
         raise ConfigError(problems)
     user_data: JSON = user.data if user else {}
@@ -199,6 +219,7 @@ def load_settings(
         raise ConfigError(problems)
     server = _server(defaults.data.get("server", {}), user_data.get("server", {}), overrides)
     tiers = _tiers(defaults, user, overrides)
+    routes = tuple(_rule(r) for r in user_data.get("routes", ()))
     toggles: dict[str, bool] = user_data.get("probes", {})
     return Settings(
         server=server,
@@ -208,6 +229,7 @@ def load_settings(
         disabled_probes=frozenset(name for name, on in toggles.items() if not on),
         config_path=str(path) if user else None,
         config_dir=path.parent,
+        routes=routes,
     )
 
 
@@ -260,16 +282,16 @@ def _tier_spec(value: Any) -> JSON:
     return {"model": value} if isinstance(value, str) else dict(value)
 
 
-def _tiers(defaults: Document, user: Document | None, overrides: Overrides) -> dict[Tier, TierRoute]:
+def _tiers(defaults: Document, user: Document | None, overrides: Overrides) -> dict[str, TierRoute]:
     """Each tier from its highest layer (the references were checked before)."""
-    out: dict[Tier, TierRoute] = {}
-    for tier in TIERS:
-        origin: Origin = "default"
-        value = defaults.data.get("tiers", {}).get(tier)
-        if user is not None and user.data.get("tiers", {}).get(tier) is not None:
-            origin, value = "config", user.data["tiers"][tier]
-        if tier in overrides.tiers:
-            origin, value = "flag", overrides.tiers[tier]
+    layers: list[tuple[Origin, Mapping[str, Any]]] = [("default", defaults.data.get("tiers", {}))]
+    if user is not None:
+        layers.append(("config", user.data.get("tiers", {})))
+    layers.append(("flag", overrides.tiers))
+    names = list(dict.fromkeys(name for _, tiers in layers for name in tiers))
+    out: dict[str, TierRoute] = {}
+    for tier in names:
+        origin, value = next((o, t[tier]) for o, t in reversed(layers) if t.get(tier) is not None)
         spec = _tier_spec(value)
         fallbacks = list(spec.get("fallbacks", ()))
         if user is not None:
@@ -280,82 +302,18 @@ def _tiers(defaults: Document, user: Document | None, overrides: Overrides) -> d
             origin=origin,
             thinking=cast("bool | None", spec.get("thinking")),
             fallbacks=tuple(ModelRef.parse(f) for f in fallbacks),
+            strategy=cast(Strategy, spec.get("strategy", "ordered")),
         )
     return out
 
 
-def _check_references(
-    defaults: Document,
-    user: Document | None,
-    overrides: Overrides,
-    catalog: Mapping[str, tuple[Document, JSON]],
-    probe_names: set[str],
-    problems: list[Problem],
-) -> None:
-    """Every PROVIDER/MODEL names a known provider and every probe toggle a known probe, in
-    every layer, each at its own key. Tolerant of shapes the schema already rejected."""
-    known = set(catalog)
-    entries = user.data.get("providers") if user is not None and isinstance(user.data, dict) else None
-    if isinstance(entries, dict):
-        known |= set(entries)
-    for ref, doc, where, tier in _references(defaults, user, overrides):
-        provider = ref.partition("/")[0]
-        if provider in known:
-            continue
-        message = f"{tier}: unknown provider {provider!r} in {ref} ({_known_hint(provider, known)})"
-        if doc is None:
-            problems.append(Problem("--tier", 1, 1, message))
-        else:
-            line, col = doc.locate(where)
-            problems.append(Problem(doc.path, line, col, message))
-    toggles = user.data.get("probes") if user is not None and isinstance(user.data, dict) else None
-    if isinstance(toggles, dict):
-        assert user is not None
-        for name in toggles:
-            if name not in probe_names:
-                line, col = user.locate(["probes", name])
-                names = ", ".join(sorted(probe_names))
-                problems.append(
-                    Problem(user.path, line, col, f"probes/{name}: no probe of that name (known: {names})")
-                )
-
-
-Where = list[str | int]
-
-
-def _known_hint(name: str, known: set[str]) -> str:
-    """The known names when they are few; else the likeliest ones and where to see them all."""
-    if len(known) <= 12:
-        return f"known: {', '.join(sorted(known)) or 'none'}"
-    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.7)
-    also = f"did you mean {' or '.join(close)}? " if close else ""
-    return f"{also}`fcc models` lists all {len(known)}"
-
-
-def _references(
-    defaults: Document, user: Document | None, overrides: Overrides
-) -> Iterator[tuple[str, Document | None, Where, str]]:
-    """(PROVIDER/MODEL, its document, where in it, its tier) for every model reference."""
-    for doc in (defaults, user):
-        data = doc.data if doc is not None and isinstance(doc.data, dict) else {}
-        tiers = data.get("tiers")
-        for tier, value in tiers.items() if isinstance(tiers, dict) else ():
-            if isinstance(value, str):
-                yield value, doc, ["tiers", tier], tier
-            elif isinstance(value, dict):
-                if isinstance(value.get("model"), str):
-                    yield value["model"], doc, ["tiers", tier, "model"], tier
-                yield from _ref_list(value.get("fallbacks"), doc, ["tiers", tier, "fallbacks"], tier)
-        fallbacks = data.get("fallbacks")
-        for tier, refs in fallbacks.items() if isinstance(fallbacks, dict) else ():
-            yield from _ref_list(refs, doc, ["fallbacks", tier], tier)
-    for tier, ref in overrides.tiers.items():
-        yield ref, None, [], tier
-
-
-def _ref_list(
-    refs: Any, doc: Document | None, where: Where, tier: str
-) -> Iterator[tuple[str, Document | None, Where, str]]:
-    for i, ref in enumerate(refs if isinstance(refs, list) else ()):
-        if isinstance(ref, str):
-            yield ref, doc, [*where, i], tier
+def _rule(data: JSON) -> Rule:
+    use = data["use"]
+    return Rule(
+        name=data["name"],
+        when=conditions_from_data(data.get("when")),
+        use=(use,) if isinstance(use, str) else tuple(use),
+        strategy=cast("Strategy | None", data.get("strategy")),
+        thinking=cast("bool | None", data.get("thinking")),
+        description=data.get("description", ""),
+    )

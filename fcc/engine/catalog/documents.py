@@ -24,7 +24,8 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from fcc.engine.catalog.resources import schema_path
 from fcc.engine.errors import Problem
 
-SCHEMA_KINDS = ("provider", "probe", "config")
+SCHEMA_KINDS = ("provider", "probe", "config")  # the kinds of document
+_SHARED = ("conditions",)  # schemas the kinds refer to
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ def load_schema(kind: str) -> dict[str, Any]:
 
 @cache
 def _validator(kind: str) -> jsonschema.protocols.Validator:
-    schemas = {k: load_schema(k) for k in SCHEMA_KINDS if schema_path(k).exists()}
+    schemas = {k: load_schema(k) for k in (*SCHEMA_KINDS, *_SHARED) if schema_path(k).exists()}
     resources = [(s["$id"], Resource.from_contents(s)) for s in schemas.values()]
     # Relative "$ref": "provider.schema.json#..." resolves against the sibling's $id.
     registry: Registry[Any] = Registry().with_resources(resources)

@@ -18,11 +18,13 @@ import httpx
 
 from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import UpstreamError
+from fcc.engine.request.features import Features
+from fcc.engine.routing.candidates import Attempt, Plan
 from fcc.engine.routing.health import Health
 from fcc.engine.routing.limits import RateLimits
 from fcc.engine.routing.router import Candidate, Route
+from fcc.engine.routing.strategies import RoundRobin, order
 from fcc.engine.translate.events import ErrorEvent, Event, MessageDelta, MessageStart, Ping
-from fcc.engine.translate.openai_request import thinking_requested
 from fcc.engine.translate.upstream_errors import in_stream
 from fcc.engine.transports.base import Adapter, Turn
 from fcc.engine.transports.http import stream_turn, who
@@ -35,6 +37,7 @@ class TurnRecord:
 
     requested: str
     tier: str | None
+    rule: str | None = None  # the routing rule that decided (or tier:NAME, direct)
     session: str | None = None
     stream: bool = False
     arrived: float = field(default_factory=time.time)
@@ -49,6 +52,7 @@ class TurnRecord:
     output_tokens: int = 0
     cached_tokens: int = 0
     probe: str | None = None
+    skipped: tuple[str, ...] = ()  # candidates not tried, "PROVIDER/MODEL: why"
 
     def ttft_ms(self) -> float | None:
         return None if self.first_token is None else (self.first_token - self.started) * 1000
@@ -71,7 +75,9 @@ def new_message_id() -> str:
 @dataclass(frozen=True, slots=True)
 class Request:
     body: JSON
+    features: Features
     route: Route
+    plan: Plan
     input_estimate: int
     beta: str | None
     version: str | None
@@ -107,10 +113,12 @@ class Dispatcher:
         self._keys = keys
         self.health = health or Health()
         self.limits = limits or RateLimits()
+        self.rotation = RoundRobin()
 
-    def _turn(self, request: Request, candidate: Candidate, message_id: str) -> Turn:
+    def _turn(self, request: Request, attempt: Attempt, message_id: str) -> Turn:
         route = request.route
-        thinking = route.thinking if route.thinking is not None else thinking_requested(request.body)
+        candidate = attempt.candidate
+        thinking = route.thinking if route.thinking is not None else request.features.thinking
         return Turn(
             body=request.body,
             provider=candidate.provider,
@@ -122,24 +130,39 @@ class Dispatcher:
             input_estimate=request.input_estimate,
             beta=request.beta,
             version=request.version,
+            max_tokens=attempt.max_tokens,
+            images_as_text=attempt.images_as_text,
+            asked=request.features.asked,
         )
 
     def wait(self, candidate: Candidate) -> float:
         p = candidate.provider
         return max(self.health.wait(candidate.label), self.limits.wait(p.id, p.limits))
 
+    def ordered(self, request: Request) -> list[Attempt]:
+        """The plan's attempts in the order the route's strategy gives now."""
+        route = request.route
+        return order(
+            request.plan.attempts,
+            route.strategy,
+            lambda a: a.candidate.provider,
+            self.limits.active,
+            route.key,
+            self.rotation,
+        )
+
     async def events(self, request: Request, record: TurnRecord) -> AsyncGenerator[list[Event], None]:
         """Event batches of the first candidate that produces content; UpstreamError if none does."""
         message_id = new_message_id()
         last: UpstreamError | None = None
         try:
-            async with aclosing(self._schedule(request)) as candidates:
-                async for candidate in candidates:
+            async with aclosing(self._schedule(request)) as attempts:
+                async for attempt in attempts:
                     try:
                         # aclosing: if the client goes, the attempt (and its upstream) closes
                         # now, not whenever the garbage collector gets to it.
-                        async with aclosing(self._attempt(request, candidate, message_id, record)) as attempt:
-                            async for batch in attempt:
+                        async with aclosing(self._attempt(request, attempt, message_id, record)) as stream:
+                            async for batch in stream:
                                 yield batch
                         return
                     except UpstreamError as exc:
@@ -153,26 +176,27 @@ class Dispatcher:
         record.error_type = last.error_type
         raise last
 
-    async def _schedule(self, request: Request) -> AsyncGenerator[Candidate, None]:
-        """The candidates to try, in order: those that can take a request now, in route order;
-        then the rate-limited or cooling-down ones, each once it frees up, as long as that is
-        soon. Raises a 429 UpstreamError saying when to come back when it is not."""
-        deferred: list[Candidate] = []
-        for candidate in request.route.candidates:
-            if self.wait(candidate) > 0:
-                deferred.append(candidate)
+    async def _schedule(self, request: Request) -> AsyncGenerator[Attempt, None]:
+        """The attempts to make, in order: those that can take a request now, in the
+        strategy's order; then the rate-limited or cooling-down ones, each once it frees up,
+        as long as that is soon. Raises a 429 UpstreamError saying when to come back when it
+        is not."""
+        deferred: list[Attempt] = []
+        for attempt in self.ordered(request):
+            if self.wait(attempt.candidate) > 0:
+                deferred.append(attempt)
             else:
-                yield candidate
+                yield attempt
         deadline = time.monotonic() + MAX_QUEUE_WAIT
         while deferred:
-            wait, candidate = min(((self.wait(c), c) for c in deferred), key=lambda x: x[0])
+            wait, attempt = min(((self.wait(a.candidate), a) for a in deferred), key=lambda x: x[0])
             if wait > 0:
                 if time.monotonic() + wait > deadline:
                     raise _all_busy(request, wait)
                 await asyncio.sleep(min(wait, 0.25))
                 continue
-            deferred.remove(candidate)
-            yield candidate
+            deferred.remove(attempt)
+            yield attempt
 
     @staticmethod
     def _first_content(batch: list[Event], held: list[Event], request: Request, turn: Turn) -> list[Event]:
@@ -182,18 +206,19 @@ class Dispatcher:
             if isinstance(event, MessageStart | Ping):
                 held.append(event)
             elif isinstance(event, ErrorEvent):
-                raise in_stream(event.message, event.error_type, request.body, who(turn))
+                raise in_stream(event.message, event.error_type, who(turn))
             else:
                 return held + batch[i:]
         return []
 
     async def _attempt(
-        self, request: Request, candidate: Candidate, message_id: str, record: TurnRecord
+        self, request: Request, attempt: Attempt, message_id: str, record: TurnRecord
     ) -> AsyncGenerator[list[Event], None]:
         """One candidate's event batches; raises UpstreamError if it fails before any content."""
+        candidate = attempt.candidate
         record.attempts.append(candidate.label)
         provider = candidate.provider
-        turn = self._turn(request, candidate, message_id)
+        turn = self._turn(request, attempt, message_id)
         adapter = self._adapters[provider.transport]
         held: list[Event] = []
         flowing = False

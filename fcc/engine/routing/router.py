@@ -1,16 +1,16 @@
-"""Model name → Route: a pure function of the name and the settings."""
+"""Where a request goes: its routing rule (the first whose conditions hold), else its model's
+family tier, else a direct PROVIDER/MODEL. Pure: the request's features, its body (for
+the text conditions) and the settings in, a Route out; no I/O, no clock."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fcc.engine.catalog.config import ModelRef, Settings
+from fcc.engine.catalog.config import ModelRef, Rule, Settings
 from fcc.engine.catalog.providers import Provider
-from fcc.engine.types import Tier
-
-# Claude Code names models by family (claude-opus-5-5, claude-3-5-haiku-latest, "sonnet"…);
-# the family decides the tier. Order matters only for names that mention two families.
-_FAMILIES: tuple[Tier, ...] = ("opus", "sonnet", "haiku")
+from fcc.engine.request.conditions import holds
+from fcc.engine.request.features import Features, family_of
+from fcc.engine.types import JSON, Strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,29 +26,102 @@ class Candidate:
 @dataclass(frozen=True, slots=True)
 class Route:
     requested: str
-    tier: Tier | None  # None: a direct provider/model slug
+    tier: str | None  # the tier it came from (None: a direct slug, or a rule's chain)
     candidates: tuple[Candidate, ...]
     thinking: bool | None  # None: follow the client's request
+    rule: str | None = None  # the routing rule that decided, if one did
+    strategy: Strategy = "ordered"
 
     @property
     def primary(self) -> Candidate:
         return self.candidates[0]
 
+    @property
+    def key(self) -> str:
+        """What round-robin counts by: the rule, else the tier, else the name asked for."""
+        return f"rule:{self.rule}" if self.rule else f"tier:{self.tier}" if self.tier else self.requested
 
-def tier_of(model_name: str) -> Tier:
-    lowered = model_name.lower()
-    for family in _FAMILIES:
-        if family in lowered:
-            return family
-    return "default"
+    @property
+    def decided_by(self) -> str:
+        """For x-fcc-rule and the record: the rule's name, or how the family picked a tier."""
+        if self.rule:
+            return self.rule
+        return f"tier:{self.tier}" if self.tier else "direct"
 
 
-def resolve(model_name: str, settings: Settings) -> Route:
+def tier_of(model_name: str) -> str:
+    return family_of(model_name) or "default"
+
+
+def _candidates(refs: list[ModelRef], settings: Settings) -> tuple[Candidate, ...]:
+    seen: dict[str, Candidate] = {}
+    for ref in refs:
+        seen.setdefault(str(ref), Candidate(settings.providers[ref.provider], ref.model))
+    return tuple(seen.values())
+
+
+def _tier_route(requested: str, tier: str, settings: Settings) -> Route:
+    spec = settings.tiers[tier]
+    candidates = _candidates([spec.target, *spec.fallbacks], settings)
+    return Route(requested, tier, candidates, spec.thinking, strategy=spec.strategy)
+
+
+def direct(model_name: str, settings: Settings) -> Route | None:
+    """A client naming PROVIDER/MODEL itself, or a tier alias claude-TIER-fcc."""
     provider_id, sep, rest = model_name.partition("/")
     if sep and rest and provider_id in settings.providers:
         return Route(model_name, None, (Candidate(settings.providers[provider_id], rest),), None)
-    tier = tier_of(model_name)
-    spec = settings.tiers[tier]
-    refs: tuple[ModelRef, ...] = (spec.target, *spec.fallbacks)
-    candidates = tuple(Candidate(settings.providers[r.provider], r.model) for r in refs)
-    return Route(model_name, tier, candidates, spec.thinking)
+    if model_name.startswith("claude-") and model_name.endswith("-fcc"):
+        tier = model_name[len("claude-") : -len("-fcc")]
+        if tier in settings.tiers:
+            return _tier_route(model_name, tier, settings)
+    return None
+
+
+def probe_tier(model_name: str, settings: Settings) -> str | None:
+    """The tier probe documents' `tiers:` condition sees: None for a direct PROVIDER/MODEL."""
+    chosen = direct(model_name, settings)
+    if chosen is not None:
+        return chosen.tier
+    return tier_of(model_name)
+
+
+def resolve(model_name: str, settings: Settings) -> Route:
+    """By name alone: a direct reference, else the family's tier (no rules)."""
+    return direct(model_name, settings) or _tier_route(model_name, tier_of(model_name), settings)
+
+
+def _from_rule(rule: Rule, requested: str, settings: Settings) -> Route:
+    refs: list[ModelRef] = []
+    tiers = [t for t in rule.use if "/" not in t]
+    for target in rule.use:
+        if "/" in target:
+            refs.append(ModelRef.parse(target))
+        else:
+            spec = settings.tiers[target]
+            refs += [spec.target, *spec.fallbacks]
+    # One tier used alone brings its own settings; a rule's own say wins.
+    single = settings.tiers[tiers[0]] if len(rule.use) == 1 and tiers else None
+    thinking = rule.thinking if rule.thinking is not None else (single.thinking if single else None)
+    strategy = rule.strategy or (single.strategy if single else "ordered")
+    return Route(
+        requested,
+        single.tier if single else None,
+        _candidates(refs, settings),
+        thinking,
+        rule=rule.name,
+        strategy=strategy,
+    )
+
+
+def decide(features: Features, body: JSON, settings: Settings) -> Route:
+    """A direct reference is what the client chose; otherwise the first rule that holds,
+    else the family's tier."""
+    chosen = direct(features.model, settings)
+    if chosen is not None and chosen.tier is None:
+        return chosen
+    tier = chosen.tier if chosen is not None and chosen.tier else tier_of(features.model)
+    for rule in settings.routes:
+        if holds(rule.when, body, features, tier):
+            return _from_rule(rule, features.model, settings)
+    return chosen or _tier_route(features.model, tier, settings)

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fcc.engine.catalog.config import Settings
-from fcc.engine.errors import UpstreamError
+from fcc.engine.errors import ClientError, UpstreamError
 from fcc.engine.probes import Probe, answer_events, find_probe
+from fcc.engine.request.features import features_of
+from fcc.engine.routing.candidates import plan as plan_for
 from fcc.engine.routing.dispatch import Request as TurnRequest
 from fcc.engine.routing.dispatch import TurnRecord, new_message_id
-from fcc.engine.routing.router import resolve
+from fcc.engine.routing.router import decide, probe_tier
 from fcc.engine.server.edge import (
     TIMEOUT,
     Pump,
@@ -25,54 +26,54 @@ from fcc.engine.server.edge import (
 )
 from fcc.engine.server.state import AppState, deny, read_json, state_of, token_ok
 from fcc.engine.translate.events import MessageAccumulator, encode
-from fcc.engine.translate.tokens import count_tokens, estimate_from_size
+from fcc.engine.translate.tokens import count_tokens
 from fcc.engine.translate.validate import check_request
 from fcc.engine.types import JSON
 
 _MODELS_CREATED = "2026-01-01T00:00:00Z"
 
 
-def session_of(request: Request, body: JSON) -> str | None:
-    """Claude Code's session: its header, else the session_id inside metadata.user_id."""
-    header = request.headers.get("x-claude-code-session-id")
-    if header:
-        return header[:64]
-    user = (body.get("metadata") or {}).get("user_id") if isinstance(body.get("metadata"), dict) else None
-    if isinstance(user, str) and user.startswith("{"):
-        try:
-            session = json.loads(user).get("session_id")
-        except (ValueError, AttributeError):
-            return None
-        return str(session)[:64] if session else None
-    return None
-
-
 async def messages(request: Request) -> Response:
     if not token_ok(request):
         return deny()
     state = state_of(request)
-    body, size = await read_json(request)
+    body, _ = await read_json(request)
     check_request(body, need_max_tokens=True)
-    route = resolve(body["model"], state.settings)
-    record = TurnRecord(
-        requested=body["model"],
-        tier=route.tier,
-        session=session_of(request, body),
-        stream=bool(body.get("stream")),
+    settings = state.settings
+    features = features_of(
+        body, request.headers, wanted_headers=settings.header_names, sizes=state.tool_sizes
     )
-    estimate = estimate_from_size(size)
-    probe = find_probe(state.probes, body, route.tier)
+    record = TurnRecord(requested=features.model, tier=None, session=features.session, stream=features.stream)
+    estimate = features.input_tokens
+    record.tier = probe_tier(features.model, settings)
+    probe = find_probe(state.probes, body, features, record.tier)
     if probe is not None:
         return _probe_answer(state, probe, body, estimate, record)
+    route = decide(features, body, settings)
+    record.tier, record.rule = route.tier, route.decided_by
+    headers = {"request-id": request_id(), "x-fcc-rule": route.decided_by}
+    try:
+        plan = plan_for(route, features, state.evidence)
+    except ClientError as exc:
+        record.error_type = exc.error_type
+        state.finish(record, exc.status)
+        return error_response(exc.status, exc.error_type, str(exc), headers=headers)
+    record.skipped = tuple(f"{v.model}: {v.reason}" for v in plan.skipped)
     turn = TurnRequest(
-        body, route, estimate, request.headers.get("anthropic-beta"), request.headers.get("anthropic-version")
+        body,
+        features,
+        route,
+        plan,
+        estimate,
+        request.headers.get("anthropic-beta"),
+        request.headers.get("anthropic-version"),
     )
     assert state.dispatcher is not None
     pump = Pump(state.dispatcher.events(turn, record))
-    headers = {"request-id": request_id(), "x-fcc-route": route.primary.label}
+    headers["x-fcc-route"] = plan.attempts[0].candidate.label
     if not record.stream:
         return await _whole(state, pump, record, headers)
-    interval = state.settings.server.ping_interval
+    interval = settings.server.ping_interval
     try:
         first = await pump.next(interval)
     except StopAsyncIteration:
@@ -85,7 +86,7 @@ async def messages(request: Request) -> Response:
         return upstream_error_response(exc, headers)
     if first is not TIMEOUT and record.served_by:
         headers["x-fcc-route"] = record.served_by
-    stream = sse_body(first, pump, interval, new_message_id(), body["model"], estimate)
+    stream = sse_body(first, pump, interval, new_message_id(), features.model, estimate)
     headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
     return SSEResponse(_finished(state, stream, record), media_type="text/event-stream", headers=headers)
 
@@ -149,7 +150,8 @@ async def count(request: Request) -> Response:
         return deny()
     body, _ = await read_json(request)
     check_request(body, need_max_tokens=False)
-    return JSONResponse({"input_tokens": count_tokens(body)})
+    # The same estimate routing rules and context checks use (request/features.py).
+    return JSONResponse({"input_tokens": count_tokens(body, state_of(request).tool_sizes)})
 
 
 def model_aliases(settings: Settings) -> list[JSON]:

@@ -19,10 +19,12 @@ from fcc.engine.catalog.config import Settings
 from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import ClientError
 from fcc.engine.probes import Probe
+from fcc.engine.routing.candidates import Evidence
 from fcc.engine.routing.dispatch import Dispatcher, TurnRecord
 from fcc.engine.server.edge import error_response
 from fcc.engine.state.metrics import Metrics
 from fcc.engine.state.records import RequestLog, RequestRecord
+from fcc.engine.translate.tokens import ToolSizes
 from fcc.engine.types import JSON
 
 log = logging.getLogger("fcc.request")
@@ -37,6 +39,8 @@ class AppState:
     probes: tuple[Probe, ...] = ()
     dispatcher: Dispatcher | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    tool_sizes: ToolSizes = field(default_factory=ToolSizes)
+    evidence: Evidence | None = None  # what the doctor learned (a reason to skip a candidate)
 
     def finish(self, record: TurnRecord, status: int) -> float:
         """Log, keep and count a finished request; returns fcc's own share of it in ms."""
@@ -49,6 +53,8 @@ class AppState:
             session=record.session,
             model=record.requested,
             tier=record.tier,
+            rule=record.rule,
+            skipped=record.skipped,
             route=record.served_by,
             attempts=tuple(record.attempts),
             probe=record.probe,

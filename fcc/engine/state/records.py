@@ -43,6 +43,8 @@ class RequestRecord:
     cached_tokens: int
     error_type: str | None
     stream: bool
+    rule: str | None = None  # the routing rule that decided (or tier:NAME, direct)
+    skipped: tuple[str, ...] = ()  # candidates not tried: "PROVIDER/MODEL: why"
 
     @property
     def provider(self) -> str | None:
@@ -56,6 +58,7 @@ class RequestRecord:
         out = asdict(self)
         out["time"] = datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds")
         out["attempts"] = list(self.attempts)
+        out["skipped"] = list(self.skipped)
         return out
 
 

@@ -5,20 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from fcc.engine.catalog.providers import Quirks
-from fcc.engine.translate.openai_request import BILLING_PREFIX, text_of
+from fcc.engine.translate.openai_request import BILLING_PREFIX, IMAGE_NOTE, text_of
 from fcc.engine.types import JSON
 
 
 def to_anthropic_upstream(
-    body: JSON, model: str, quirks: Quirks, thinking_off: bool, cap: int | None
+    body: JSON,
+    model: str,
+    quirks: Quirks,
+    thinking_off: bool,
+    cap: int | None,
+    *,
+    images_as_text: bool = False,
 ) -> JSON:
     """thinking_off: the route forces thinking off whatever the client asked; otherwise the
-    request's own thinking (or none) and context edits pass through as sent."""
+    request's own thinking (or none) and context edits pass through as sent. cap: the most
+    output tokens this model may be asked for. images_as_text: it cannot see."""
     out: JSON = {k: v for k, v in body.items() if k not in quirks.drop_fields}
     out["model"] = model
     out["stream"] = True
     if isinstance(out.get("max_tokens"), int) and cap:
         out["max_tokens"] = min(out["max_tokens"], cap)
+    if images_as_text:
+        out["messages"] = [_without_images(m) for m in out["messages"]]
     if thinking_off and "thinking" in out:
         out.pop("thinking")
         _drop_thinking_edits(out)
@@ -42,6 +51,23 @@ def to_anthropic_upstream(
     else:
         out["system"] = system
     return out
+
+
+def _without_images(message: Any) -> Any:
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, list):
+        return message
+    return {**message, "content": [_no_image(b) for b in content]}
+
+
+def _no_image(block: Any) -> Any:
+    if not isinstance(block, dict):
+        return block
+    if block.get("type") == "image":
+        return {"type": "text", "text": IMAGE_NOTE}
+    if block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+        return {**block, "content": [_no_image(b) for b in block["content"]]}
+    return block
 
 
 def _drop_thinking_edits(out: JSON) -> None:

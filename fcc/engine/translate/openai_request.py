@@ -29,6 +29,8 @@ _EFFORTS = {
     "minimal": "low",
 }
 _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
+# What a model that cannot see gets instead of an image: it can tell the user.
+IMAGE_NOTE = "[an image was attached, but this model cannot see images]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,8 @@ class Target:
     output_cap: int | None = None
     thinking: bool = False  # ask the upstream for reasoning
     thought_signature: Callable[[str], str | None] | None = None  # Gemini: by tool id
+    max_tokens: int | None = None  # lowered to fit the model's window (routing decided)
+    images_as_text: bool = False  # the model cannot see: images become a note
 
 
 def text_of(content: Any) -> str:
@@ -91,6 +95,8 @@ def to_openai(body: JSON, target: Target) -> JSON:
         out["stream_options"] = {"include_usage": True}
 
     max_tokens = body.get("max_tokens")
+    if target.max_tokens is not None and isinstance(max_tokens, int):
+        max_tokens = min(max_tokens, target.max_tokens)
     if isinstance(max_tokens, int) and max_tokens > 0:
         if target.output_cap:
             max_tokens = min(max_tokens, target.output_cap)
@@ -271,7 +277,7 @@ def _part(block: JSON, target: Target) -> JSON | None:
         else:
             return None
         if not _vision(target):
-            return {"type": "text", "text": "[an image was attached, but this model cannot see images]"}
+            return {"type": "text", "text": IMAGE_NOTE}
         return {"type": "image_url", "image_url": {"url": url}}
     if kind == "document":
         source = block.get("source") or {}
@@ -297,6 +303,8 @@ def _part(block: JSON, target: Target) -> JSON | None:
 
 
 def _vision(target: Target) -> bool:
+    if target.images_as_text:
+        return False
     if target.info is not None and target.info.vision is not None:
         return target.info.vision
     return target.quirks.vision

@@ -12,7 +12,6 @@ import re
 from dataclasses import dataclass
 
 from fcc.engine.errors import UpstreamError
-from fcc.engine.types import JSON
 
 _STATUS: dict[int, tuple[int, str]] = {
     400: (400, "invalid_request_error"),
@@ -108,12 +107,13 @@ def classify(
     status: int,
     raw: str,
     code: str | None,
-    request: JSON,
+    asked: frozenset[str],
     who: str,
     retry_after: float | None = None,
     secrets: tuple[str, ...] = (),
 ) -> UpstreamError:
-    """`raw` and `code` as upstream_message() read them from the error body."""
+    """`raw` and `code` as upstream_message() read them from the error body; `asked`, the
+    features the request used that an upstream may lack (request/features.py)."""
     # The wording Claude Code's recovery keys on is relayed as is; everything else loses
     # account identifiers (and any echo of the key itself).
     message = redact(raw, secrets)
@@ -125,7 +125,7 @@ def classify(
         status, (500, "api_error") if status >= 500 else (400, "invalid_request_error")
     )
     if status in (400, 422):
-        token = _capability(message, request)
+        token = _capability(message, asked)
         if token is not None:
             return UpstreamError(
                 f"capability_rejected: {token}",
@@ -158,7 +158,7 @@ def classify(
     )
 
 
-def in_stream(message: str, error_type: str, request: JSON, who: str) -> UpstreamError:
+def in_stream(message: str, error_type: str, who: str) -> UpstreamError:
     """An error event that arrived before any content: as if the upstream had refused."""
     if _OVERFLOW.search(message):
         return UpstreamError(
@@ -179,8 +179,7 @@ def _too_long(message: str) -> str:
     return f"prompt is too long: {message}"
 
 
-def _capability(message: str, request: JSON) -> str | None:
-    features = _features(request)
+def _capability(message: str, asked: frozenset[str]) -> str | None:
     if not re.search(
         r"not support|unsupported|does not accept|not allowed|not available|invalid type|unknown",
         message,
@@ -188,21 +187,6 @@ def _capability(message: str, request: JSON) -> str | None:
     ):
         return None
     for cap in _CAPABILITIES:
-        if cap.needs in features and cap.words.search(message):
+        if cap.needs in asked and cap.words.search(message):
             return cap.token
     return None
-
-
-def _features(request: JSON) -> set[str]:
-    found: set[str] = set()
-    thinking = request.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
-        found.add("thinking")
-    if isinstance((request.get("output_config") or {}).get("format"), dict):
-        found.add("format")
-    blob = json.dumps(request.get("messages", []))
-    if '"type": "image"' in blob:
-        found.add("image")
-    if '"type": "document"' in blob:
-        found.add("document")
-    return found

@@ -24,7 +24,15 @@ class AnthropicMessages:
         if beta:
             headers["anthropic-beta"] = beta
         off = turn.thinking_forced is False
-        body = to_anthropic_upstream(turn.body, turn.model, p.quirks, off, p.output_cap(turn.model))
+        caps = [c for c in (p.output_cap(turn.model), turn.max_tokens) if c]
+        body = to_anthropic_upstream(
+            turn.body,
+            turn.model,
+            p.quirks,
+            off,
+            min(caps) if caps else None,
+            images_as_text=turn.images_as_text,
+        )
         return UpstreamRequest(upstream_url(p, turn.model, keys, "/v1/messages"), headers, body)
 
     def translator(self, turn: Turn) -> StreamTranslator:

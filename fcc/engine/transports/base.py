@@ -31,6 +31,9 @@ class Turn:
     thinking_forced: bool | None = None  # the route's own say (None: the client decides)
     beta: str | None = None  # the client's anthropic-beta header
     version: str | None = None  # the client's anthropic-version header
+    max_tokens: int | None = None  # lowered to fit this model's window (routing/candidates.py)
+    images_as_text: bool = False  # this model cannot see: images become a note
+    asked: frozenset[str] = frozenset()  # features an upstream may reject (error classification)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ async def stream_turn(
                 response.status_code,
                 said,
                 code,
-                turn.body,
+                turn.asked,
                 who(turn),
                 retry_after_seconds(response.headers.get("retry-after")),
                 secrets,

@@ -34,6 +34,8 @@ class OpenAIChat:
             output_cap=p.output_cap(turn.model),
             thinking=turn.thinking,
             thought_signature=self._signatures.get if p.quirks.thought_signatures else None,
+            max_tokens=turn.max_tokens,
+            images_as_text=turn.images_as_text,
         )
         headers = auth_headers(p, keys)
         headers["content-type"] = "application/json"
