@@ -97,8 +97,49 @@ def request_rates(budget: float = 1.0) -> list[Rate]:
     ]
 
 
+_TEN_RULES = "routes:\n" + "".join(
+    # Each rule's cheap conditions hold and its wording does not: every rule is read through.
+    f"  - name: rule{i}\n    when: {{family: opus, system: {{contains: 'not there {i}'}}}}\n    use: opus\n"
+    for i in range(9)
+) + "  - name: last\n    when: {input_tokens_over: 1000000}\n    use: opus\n"
+
+
+def routing_rates(budget: float = 1.0) -> list[Rate]:
+    """Deciding a route: features at the door, ten rules, the capability checks."""
+    import tempfile
+    from pathlib import Path
+
+    try:
+        from fcc.engine.catalog.config import load_settings
+        from fcc.engine.request.features import features_of
+        from fcc.engine.routing.candidates import plan
+        from fcc.engine.routing.router import decide
+        from fcc.engine.translate.tokens import ToolSizes
+    except ImportError:  # a --baseline ref from before routing rules
+        return []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.yaml"
+        path.write_text(_TEN_RULES, encoding="utf-8")
+        settings = load_settings(path)
+    big = max(load_fixtures(), key=lambda f: len(json.dumps(f.body)))
+    raw = json.dumps(big.body)
+    bodies = [json.loads(raw) for _ in range(64)]  # fresh objects, as each request brings
+    sizes = ToolSizes()
+    headers: dict[str, str] = {}
+    state = {"i": 0}
+
+    def route_one() -> None:
+        body = bodies[state["i"] % len(bodies)]
+        state["i"] += 1
+        features = features_of(body, headers, wanted_headers=settings.header_names, sizes=sizes)
+        plan(decide(features, body, settings), features)
+
+    name = f"route a {len(raw) // 1024} KB request through ten rules (features, rules, checks)"
+    return [_rate(name, "requests", 1, route_one, budget)]
+
+
 def run(budget: float = 1.0) -> list[Rate]:
-    return stream_rates(budget=budget) + request_rates(budget=budget)
+    return stream_rates(budget=budget) + request_rates(budget=budget) + routing_rates(budget=budget)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,7 +18,8 @@ from rich.table import Table
 from fcc import __version__
 from fcc.commands.check import run_check
 from fcc.commands.init import scaffold
-from fcc.commands.models import live_health, probe_rows, provider_rows, tier_rows
+from fcc.commands.models import live_health, probe_rows, provider_rows, rule_rows, tier_rows
+from fcc.commands.route import RequestFileError, explain, read_request
 from fcc.engine.catalog.config import Overrides, Settings, config_dir, load_settings
 from fcc.engine.catalog.resources import catalog_dir
 from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
@@ -157,12 +158,14 @@ def models(
     if provider is not None and provider not in settings.providers:
         _fail(f"unknown provider {provider!r}: known providers are {', '.join(sorted(settings.providers))}")
     tiers = tier_rows(settings)
+    rules = rule_rows(settings)
     providers = provider_rows(settings, _keys(settings), provider)
     probes = probe_rows(settings)
     health = live_health(settings)
     if as_json:
         data = {
             "tiers": [asdict(t) for t in tiers],
+            "routes": [asdict(r) for r in rules],
             "providers": [asdict(p) for p in providers],
             "probes": [asdict(p) for p in probes],
             "health": health,
@@ -176,6 +179,13 @@ def models(
         for t in tiers:
             table.add_row(t.tier, t.route, t.origin, t.thinking, ", ".join(t.fallbacks) or "-")
         out.print(table)
+        if rules:
+            table = Table(title="Routing rules (first match decides)", title_justify="left")
+            for col in ("#", "rule", "when", "use", "strategy", "thinking"):
+                table.add_column(col, overflow="fold")
+            for i, r in enumerate(rules, 1):
+                table.add_row(str(i), r.name, r.when, ", ".join(r.use), r.strategy, r.thinking)
+            out.print(table)
     table = Table(title="Providers", title_justify="left")
     for col in ("id", "transport", "base URL", "auth", "key", "models"):
         table.add_column(col, overflow="fold")
@@ -220,6 +230,45 @@ def _print_health(health: dict[str, object] | None) -> None:
 
 def _short_source(source: str) -> str:
     return "built-in" if source.startswith(str(catalog_dir())) else source
+
+
+@app.command()
+def route(
+    request: Annotated[Path, typer.Argument(help="A request body, or a recording ({headers, body}).")],
+    config: ConfigOpt = None,
+    tier: TierOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Explain where fcc sends a request: the rule that matched (or the family's tier), then
+    every candidate in order, ok or skipped and why.
+
+    Example: fcc route ~/recorded/turn.json --json
+    """
+    settings = _settings(config, Overrides(tiers=_parse_tier_flags(tier)))
+    try:
+        body, headers = read_request(request)
+    except RequestFileError as exc:
+        _fail(str(exc))
+    result = explain(settings, body, headers, live_health(settings))
+    if as_json:
+        out.print_json(json.dumps(result.wire()))
+        return
+    f = result.features
+    decided = f"rule {result.rule}" if result.rule else (f"tier {result.tier}" if result.tier else "direct")
+    out.print(f"{f.model} → {decided} (strategy {result.strategy})", markup=False, highlight=False)
+    facts = [f"~{f.input_tokens} input tokens", f"{f.tool_count} tools"]
+    facts += [
+        w for w, on in (("thinking", f.thinking), ("images", f.has_images), ("subagent", f.subagent)) if on
+    ]
+    out.print("request: " + ", ".join(facts), markup=False, highlight=False)
+    table = Table(title="Candidates, in order", title_justify="left")
+    for col in ("model", "verdict", "why"):
+        table.add_column(col, overflow="fold")
+    for v in result.candidates:
+        table.add_row(v.model, "ok" if v.ok else "skipped", v.reason or "-")
+    out.print(table)
+    if result.error:
+        out.print(f"the client would hear: {result.error}", markup=False, highlight=False)
 
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -88,7 +88,7 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     assert any(k.startswith("`fcc check`") and "exit 0" in k for k in figures), figures
 
     micro = table(section(results, "Translators in-process"))
-    assert len(micro) == 4
+    assert len(micro) >= 5 and any("ten rules" in row["in-process benchmark"] for row in micro)
     for row in micro:
         assert _number(row["per item"].removesuffix(" µs")) > 0, row
 

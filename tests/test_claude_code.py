@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import httpx
 import pytest
 
 from fcc.engine.catalog.config import Settings, load_settings
@@ -114,3 +115,45 @@ def test_legacy_client_busywork_never_reaches_the_upstream(
     answered = [r.getMessage() for r in caplog.records if "probe:" in r.getMessage()]
     assert sum("probe:warmup" in m for m in answered) >= 1
     assert any("probe:file_paths" in m for m in answered)
+
+
+ROUTED = """\
+routes:
+  - name: subagents
+    when: {subagent: true}
+    use: replay/text:hi
+  - name: background
+    when: {family: haiku}
+    use: replay/text:from_the_background_rule
+"""
+
+
+def test_routing_rules_decide_for_the_real_client(claude: Path, tmp_path: Path, live_upstream: Live):
+    path = replay_config(tmp_path, live_upstream.upstream_url, ROUTED)
+    path.write_text(path.read_text().replace("opus: replay/agent:echo", "opus: replay/agent:spawn"))
+    with serve(create_app(load_settings(path), KeyStore(environ={}))) as url:
+        # A haiku run lands where the haiku rule says, not on the haiku tier.
+        before = len(live_upstream.upstream.requests)
+        result = run_claude(claude, url, tmp_path, "say hello", "--model", "claude-haiku-4-5")
+        assert result["result"] == "from the background rule", result
+        assert [r.body["model"] for r in live_upstream.upstream.requests[before:]] == [
+            "text:from_the_background_rule"
+        ]
+        # The main agent (opus) hands the work to a subagent: the subagent's own request goes
+        # where the subagent rule says; the main turns stay on the opus tier.
+        before = len(live_upstream.upstream.requests)
+        result = run_claude(
+            claude,
+            url,
+            tmp_path,
+            "use a subagent to say hi",
+            "--model",
+            "claude-opus-5-5",
+            "--dangerously-skip-permissions",
+        )
+        rules = [r["rule"] for r in reversed(httpx.get(f"{url}/dashboard/data").json()["recent"])]
+    assert result["is_error"] is False, result
+    assert result["result"] == "The subagent said: hi", result
+    sent = live_upstream.upstream.requests[before:]
+    assert [r.body["model"] for r in sent] == ["agent:spawn", "text:hi", "agent:spawn"]
+    assert rules[-3:] == ["tier:opus", "subagents", "tier:opus"]

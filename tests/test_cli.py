@@ -265,6 +265,7 @@ def test_models_config_sets_a_tier(tmp_path: Path) -> None:
         "origin": "config",
         "thinking": "client",
         "fallbacks": [],
+        "strategy": "ordered",
     }
     assert tiers["opus"]["origin"] == "default"
     # A flag beats the config file.

@@ -162,9 +162,13 @@ def test_data_has_the_shape_the_page_draws(fcc_url: str):
         "sessions",
         "series",
         "probes",
+        "routes",
+        "rules",
+        "skipped",
         "recent",
         "totals",
     }
+    assert snap["routes"] == [] and snap["rules"] == {} and snap["skipped"] == {}
     assert snap["totals"] == {
         "requests": 0,
         "errors": 0,
@@ -326,7 +330,8 @@ def chromium() -> Iterator[Any]:
 
 @pytest.mark.slow
 def test_dashboard_in_a_real_browser(chromium: Any, tmp_path: Path, live_upstream: Live):
-    path = replay_config(tmp_path, live_upstream.upstream_url)
+    rule = "routes:\n  - name: haiku-work\n    when: {family: haiku}\n    use: haiku\n"
+    path = replay_config(tmp_path, live_upstream.upstream_url, rule)
     with serve(create_app(load_settings(path), KeyStore(environ={}))) as url:
         # Something of every kind: answers, a local probe answer, a stream, failures, two sessions.
         assert ask(url, "claude-haiku-4-5", session=SESSION_A).status_code == 200
@@ -357,6 +362,10 @@ def test_dashboard_in_a_real_browser(chromium: Any, tmp_path: Path, live_upstrea
         assert page.locator("#t-probes").inner_text() == "1"
         assert "open" in page.locator("#health").inner_text()
         assert SESSION_A[:8] in page.locator("#sessions").inner_text()
+        # The routing rule that decided, with its hit count, and on the request's row.
+        rules = page.get_by_test_id("rules").inner_text()
+        assert "haiku-work" in rules and "1" in rules, rules
+        assert "haiku-work" in rows.last.inner_text()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
         assert not problems, problems

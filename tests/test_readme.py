@@ -41,3 +41,19 @@ def test_the_example_config_is_valid_and_routes_where_it_says(tmp_path: Path):
 def test_every_catalog_provider_is_named_in_the_readme():
     for path in sorted((Path(__file__).resolve().parents[1] / "catalog" / "providers").glob("*.yaml")):
         assert path.stem in README, f"README does not mention provider {path.stem}"
+
+
+def test_the_routing_example_is_valid_and_explains_a_subagent_turn(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from fcc.cli import app
+
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", README, re.S) if "routes:" in b)
+    path = tmp_path / "config.yaml"
+    path.write_text(block, encoding="utf-8")
+    assert run_check([path], path).problems == ()
+    turn = Path(__file__).resolve().parent / "fixtures" / "claude-code" / "cc2.1.330-subagent-request.json"
+    shown = CliRunner().invoke(app, ["route", str(turn), "--config", str(path)]).output
+    example = README.split("$ fcc route turn.json\n", 1)[1].split("```", 1)[0]
+    assert example.splitlines()[:2] == shown.splitlines()[:2]
+    assert all(line.split("│")[1].strip() in shown for line in example.splitlines() if line.startswith("│"))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fcc.engine.catalog.config import Settings
 from fcc.engine.catalog.secrets import KeyStore
+from fcc.engine.request.conditions import describe
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +16,16 @@ class TierRow:
     origin: str
     thinking: str
     fallbacks: tuple[str, ...]
+    strategy: str = "ordered"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRow:
+    name: str
+    when: str
+    use: tuple[str, ...]
+    strategy: str
+    thinking: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +61,23 @@ def probe_rows(settings: Settings) -> list[ProbeRow]:
 def tier_rows(settings: Settings) -> list[TierRow]:
     thinking = {None: "client", True: "on", False: "off"}
     return [
-        TierRow(t.tier, str(t.target), t.origin, thinking[t.thinking], tuple(str(f) for f in t.fallbacks))
+        TierRow(
+            t.tier,
+            str(t.target),
+            t.origin,
+            thinking[t.thinking],
+            tuple(str(f) for f in t.fallbacks),
+            t.strategy,
+        )
         for t in settings.tiers.values()
+    ]
+
+
+def rule_rows(settings: Settings) -> list[RuleRow]:
+    thinking = {None: "-", True: "on", False: "off"}
+    return [
+        RuleRow(r.name, describe(r.when), r.use, r.strategy or "-", thinking[r.thinking])
+        for r in settings.routes
     ]
 
 

@@ -4,6 +4,7 @@ The model name picks the behaviour:
   case:NAME            replay tests/corpus/{openai,anthropic}/NAME.sse by the route's protocol
   status:CODE          answer CODE with an error body in that protocol (retry-after on 429)
   agent:echo           a tiny agent: first a Bash tool call, then an answer quoting its result
+  agent:spawn          Claude Code's main agent handing work to a subagent (its Agent tool)
   text:WORDS           a plain streamed answer of WORDS
   fault:NAME[:ARG]     reset_before, reset_mid, malformed, slow_first:SECONDS, hang,
                        trickle:SECONDS (one word every SECONDS, five words)
@@ -145,6 +146,8 @@ class Upstream:
         if kind == "fault":
             name, _, fault_arg = arg.partition(":")
             return await self._fault(name, fault_arg)
+        if kind == "agent" and arg == "spawn":
+            return self._respond(self._stream(_openai_spawner(body)))
         if kind == "agent":
             return self._respond(self._stream(_openai_agent(body)))
         words = arg.replace("_", " ") if kind == "text" else "hello from the test upstream"
@@ -243,6 +246,33 @@ def _openai_agent(body: dict[str, Any]) -> list[str]:
         ),
         _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[:20]}}]}),
         _chunk({"tool_calls": [{"index": 0, "function": {"arguments": args[20:]}}]}),
+        _chunk({}, "tool_calls", {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}),
+        "data: [DONE]\n\n",
+    ]
+
+
+def _openai_spawner(body: dict[str, Any]) -> list[str]:
+    """Claude Code's main agent: hands the work to a subagent (its Agent tool), then passes
+    on what the subagent reported."""
+    last = body.get("messages", [{}])[-1]
+    if last.get("role") == "tool":
+        return _openai_text("The subagent said: " + ("hi" if "hi" in str(last.get("content")) else "nothing"))
+    args = json.dumps(
+        {
+            "description": "Say hi",
+            "prompt": "Reply with just the word: hi",
+            "subagent_type": "general-purpose",
+            "run_in_background": False,
+        }
+    )
+    call = {
+        "index": 0,
+        "id": "call_spawn1",
+        "type": "function",
+        "function": {"name": "Agent", "arguments": args},
+    }
+    return [
+        _chunk({"role": "assistant", "content": None, "tool_calls": [call]}),
         _chunk({}, "tool_calls", {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}),
         "data: [DONE]\n\n",
     ]

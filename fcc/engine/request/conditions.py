@@ -84,6 +84,33 @@ class Conditions:
 ALWAYS = Conditions()
 
 
+def describe(c: Conditions) -> str:
+    """The conditions in a line a person reads (fcc models, fcc route)."""
+    parts: list[str] = []
+    for name in Conditions.__slots__:
+        value = getattr(c, name)
+        if value is None or value == ():
+            continue
+        if name == "headers":
+            parts += [f"header {k}={v}" for k, v in value]
+        elif isinstance(value, frozenset):
+            parts.append(f"{name}={','.join(sorted(value))}")
+        elif isinstance(value, tuple):
+            parts.append(f"{name}={','.join(map(str, value))}")
+        elif isinstance(value, TextRule):
+            rule = {k: getattr(value, k) for k in TextRule.__slots__ if getattr(value, k) not in (None, ())}
+            shown = ", ".join(
+                f"{k} {v.pattern if isinstance(v, re.Pattern) else v!r}" for k, v in rule.items()
+            )
+            parts.append(f"{name} {shown}")
+        elif isinstance(value, Count):
+            low, high = ("" if n is None else n for n in (value.min, value.max))
+            parts.append(f"{name} {low}..{high}")
+        else:
+            parts.append(f"{name}={str(value).lower() if isinstance(value, bool) else value}")
+    return " and ".join(parts) or "always"
+
+
 def holds(c: Conditions, body: JSON, features: Features, tier: str | None) -> bool:
     if c is ALWAYS:
         return True

@@ -50,6 +50,7 @@ class Verdict:
 class Plan:
     attempts: tuple[Attempt, ...]  # what to try, in the route's order (strategies reorder)
     verdicts: tuple[Verdict, ...]  # one per candidate of the route, for the record and fcc route
+    error: ClientError | None = None  # nothing can take the request: what the client hears
 
     @property
     def skipped(self) -> tuple[Verdict, ...]:
@@ -101,7 +102,7 @@ def _fit(candidate: Candidate, features: Features) -> _Fit:
 
 def plan(route: Route, features: Features, evidence: Evidence | None = None) -> Plan:
     """The attempts for `route`: every candidate that fits, in order; when none does, the
-    ones that fit once degraded. Raises ClientError when nothing can take the request."""
+    ones that fit once degraded; when none of those either, no attempt and the error."""
     fits: list[tuple[Candidate, _Fit]] = []
     for candidate in route.candidates:
         fit = _fit(candidate, features)
@@ -123,9 +124,8 @@ def plan(route: Route, features: Features, evidence: Evidence | None = None) -> 
         else:
             verdicts.append(Verdict(candidate.label, False, "; ".join(fit.reasons)))
     attempts = tuple(whole or degraded)
-    if not attempts:
-        raise _no_fit(route, features, [f for _, f in fits])
-    return Plan(attempts, tuple(verdicts))
+    error = None if attempts else _no_fit(route, features, [f for _, f in fits])
+    return Plan(attempts, tuple(verdicts), error)
 
 
 def _no_fit(route: Route, features: Features, fits: list[_Fit]) -> ClientError:
@@ -135,7 +135,7 @@ def _no_fit(route: Route, features: Features, fits: list[_Fit]) -> ClientError:
         # The wording Claude Code compacts on (PROTOCOL.md J).
         return ClientError(
             f"prompt is too long: {features.input_tokens} tokens > {max(windows)} maximum "
-            f"(the largest context window on {where}'s route)"
+            f"(the most any model on {where}'s route can take and still answer)"
         )
     reasons = sorted({r for f in fits for r in f.reasons})
     return ClientError(

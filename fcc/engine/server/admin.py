@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hmac
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from fcc import __version__
-from fcc.commands.models import tier_rows
+from fcc.commands.models import rule_rows, tier_rows
 from fcc.engine.server.edge import error_response
 from fcc.engine.server.state import AppState, deny, is_loopback, state_of, token_ok
 from fcc.engine.types import JSON
@@ -156,6 +157,9 @@ def snapshot(state: AppState) -> JSON:
             "by_name": dict(log.probes),
             "active": [p.name for p in state.probes],
         },
+        "routes": [asdict(r) for r in rule_rows(state.settings)],
+        "rules": dict(log.rules),
+        "skipped": dict(log.skipped),
         "recent": [r.wire() for r in reversed(log.recent)][:100],
         "totals": {
             "requests": log.totals.requests,

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fcc.engine.catalog.config import Settings
-from fcc.engine.errors import ClientError, UpstreamError
+from fcc.engine.errors import UpstreamError
 from fcc.engine.probes import Probe, answer_events, find_probe
 from fcc.engine.request.features import features_of
 from fcc.engine.routing.candidates import plan as plan_for
@@ -52,10 +52,11 @@ async def messages(request: Request) -> Response:
     route = decide(features, body, settings)
     record.tier, record.rule = route.tier, route.decided_by
     headers = {"request-id": request_id(), "x-fcc-rule": route.decided_by}
-    try:
-        plan = plan_for(route, features, state.evidence)
-    except ClientError as exc:
+    plan = plan_for(route, features, state.evidence)
+    if plan.error is not None:
+        exc = plan.error
         record.error_type = exc.error_type
+        record.skipped = tuple(f"{v.model}: {v.reason}" for v in plan.skipped)
         state.finish(record, exc.status)
         return error_response(exc.status, exc.error_type, str(exc), headers=headers)
     record.skipped = tuple(f"{v.model}: {v.reason}" for v in plan.skipped)

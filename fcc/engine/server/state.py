@@ -75,7 +75,7 @@ class AppState:
             "%s %s → %s %s %d ttft=%s dur=%.0fms in=%d out=%d cached=%d%s%s",
             (record.session or "-")[:8],
             record.requested,
-            record.tier or "direct",
+            record.rule if record.rule and not record.rule.startswith("tier:") else (record.tier or "direct"),
             record.served_by or (record.attempts[-1] if record.attempts else "-"),
             status,
             f"{ttft:.0f}ms" if ttft is not None else "-",
@@ -83,7 +83,7 @@ class AppState:
             record.input_tokens,
             record.output_tokens,
             record.cached_tokens,
-            tried,
+            tried + (f" skipped={len(record.skipped)}" if record.skipped else ""),
             f" error={record.error_type}" if record.error_type else "",
         )
         return overhead

@@ -45,6 +45,8 @@ class Metrics:
         self.tokens: dict[Labels, int] = defaultdict(int)
         self.fallbacks: dict[Labels, int] = defaultdict(int)
         self.probes: dict[Labels, int] = defaultdict(int)
+        self.rules: dict[Labels, int] = defaultdict(int)
+        self.skipped: dict[Labels, int] = defaultdict(int)
         self.duration: dict[Labels, _Histogram] = defaultdict(_Histogram)
         self.ttft: dict[Labels, _Histogram] = defaultdict(_Histogram)
 
@@ -59,6 +61,11 @@ class Metrics:
             self.fallbacks[(("tier", tier),)] += 1
         if r.probe:
             self.probes[(("probe", r.probe),)] += 1
+        elif r.rule:
+            self.rules[(("rule", r.rule),)] += 1
+        for skip in r.skipped:
+            candidate, _, why = skip.partition(": ")
+            self.skipped[(("candidate", candidate), ("reason", why.split(":", 1)[0]))] += 1
         key = (("tier", tier), ("provider", provider))
         self.duration[key].observe(r.duration_ms / 1000)
         if r.ttft_ms is not None:
@@ -85,6 +92,18 @@ class Metrics:
             "fcc_probe_answers_total",
             "Busywork requests answered locally, not sent upstream.",
             self.probes,
+        )
+        _counter(
+            out,
+            "fcc_rule_decisions_total",
+            "Routing decisions, by rule (tier:NAME when no rule matched, direct for PROVIDER/MODEL).",
+            self.rules,
+        )
+        _counter(
+            out,
+            "fcc_candidates_skipped_total",
+            "Candidates not tried because they cannot take the request (context, output, vision, tools…).",
+            self.skipped,
         )
         _histogram(out, "fcc_request_duration_seconds", "Whole request time.", self.duration)
         _histogram(out, "fcc_time_to_first_token_seconds", "Time until the first content event.", self.ttft)

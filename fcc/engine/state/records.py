@@ -105,6 +105,8 @@ class RequestLog:
         self.sessions: dict[str, Totals] = {}
         self.providers: dict[str, Totals] = {}
         self.probes: Counter[str] = Counter()
+        self.rules: Counter[str] = Counter()  # decisions by routing rule (or tier:NAME, direct)
+        self.skipped: Counter[str] = Counter()  # candidates skipped, by PROVIDER/MODEL
         self._minutes: deque[_Minute] = deque(maxlen=MINUTES)
         self._file = _JsonLines(jsonl, max_bytes) if jsonl else None
 
@@ -120,6 +122,10 @@ class RequestLog:
             self.providers.setdefault(record.provider, Totals()).add(record)
         if record.probe:
             self.probes[record.probe] += 1
+        elif record.rule:
+            self.rules[record.rule] += 1
+        for skip in record.skipped:
+            self.skipped[skip.split(": ", 1)[0]] += 1
         minute = self._minute(record.time)
         minute.requests += 1
         minute.input_tokens += record.input_tokens

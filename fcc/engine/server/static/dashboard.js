@@ -268,6 +268,27 @@
     setText("probes-hint", `${num(p.answered)} answered locally · ${num(active.size)} active`);
   }
 
+  function drawRules(d) {
+    const hits = d.rules || {};
+    const configured = (d.routes || []).map((r) => r.name);
+    const names = [...new Set([...configured, ...Object.keys(hits)])];
+    const chips = names.map((n) => {
+      const rule = (d.routes || []).find((r) => r.name === n);
+      const title = rule ? `when ${rule.when} → ${rule.use.join(", ")}` : "no rule matched: the model's family picked this tier";
+      return el("span", { class: "chip" + (rule ? "" : " off"), title }, n, el("b", null, num(hits[n] || 0)));
+    });
+    $("rules").replaceChildren(...chips);
+    if (!chips.length) $("rules").appendChild(el("span", { class: "dim" }, "No rules: each family goes to its tier."));
+    const skipped = Object.entries(d.skipped || {}).sort((a, b) => b[1] - a[1]);
+    $("skipped").replaceChildren(
+      ...skipped.map(([c, n]) =>
+        el("span", { class: "chip off", title: "skipped: could not take the request (see recent requests)" }, "skipped " + c, el("b", null, num(n))),
+      ),
+    );
+    const decided = Object.values(hits).reduce((a, b) => a + b, 0);
+    setText("rules-hint", `${num(configured.length)} configured · ${num(decided)} decisions`);
+  }
+
   // ---------- sessions and recent requests ----------
 
   function drawSessions(d) {
@@ -316,6 +337,12 @@
       } else {
         route.append(" ", el("span", { class: "arrow" }, "→"), " ");
         route.appendChild(target ? el("span", null, target) : el("span", { class: "dim" }, "–"));
+      }
+      if (r.rule && !r.rule.startsWith("tier:") && r.rule !== "direct") {
+        const why = r.skipped && r.skipped.length ? `; skipped: ${r.skipped.join("; ")}` : "";
+        route.append(" ", el("span", { class: "pill rule", title: `routing rule ${r.rule}${why}` }, r.rule));
+      } else if (r.skipped && r.skipped.length) {
+        route.append(" ", el("span", { class: "pill warn", title: "skipped: " + r.skipped.join("; ") }, `${r.skipped.length} skipped`));
       }
       if (r.stream) route.append(" ", el("span", { class: "dim", title: "streamed" }, "⇣"));
       const tries = r.attempts.length;
@@ -582,7 +609,7 @@
   }
 
   function draw(d) {
-    const parts = [drawHeader, drawTiers, drawProviders, drawProbes, drawSessions, drawRecent, drawChart];
+    const parts = [drawHeader, drawTiers, drawProviders, drawRules, drawProbes, drawSessions, drawRecent, drawChart];
     for (const part of parts) {
       try {
         part(d);
