@@ -9,7 +9,7 @@ import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -280,6 +280,9 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="Bind address (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option("--port", help="Port (default 8082).")] = None,
     tier: TierOpt = None,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Processes on the one port, sharing the state store.")
+    ] = 1,
 ) -> None:
     """Run the proxy. Then point Claude Code at it:
 
@@ -290,32 +293,124 @@ def serve(
     import uvicorn
 
     from fcc.engine.server import create_app
+    from fcc.engine.server.workers import ENV, describe
 
-    settings = _settings(config, Overrides(host=host, port=port, tiers=_parse_tier_flags(tier)))
+    overrides = Overrides(host=host, port=port, tiers=_parse_tier_flags(tier))
+    settings = _settings(config, overrides)
     s = settings.server
     if s.host not in _LOOPBACK and not s.auth_token:
         _fail(
             f"refusing to listen on {s.host} without a token: anyone who can reach it could spend your keys. "
             "Set server.auth_token in config.yaml (8+ characters), or bind 127.0.0.1"
         )
+    if workers > 1 and settings.state.backend == "memory":
+        _fail(
+            f"--workers {workers} needs a shared state store, or each worker would enforce the limits alone: "
+            "use state: {backend: sqlite} (the default) or {backend: redis, url: …} in config.yaml"
+        )
+    _check_store(settings)
     shown = f"[{s.host}]" if ":" in s.host else s.host
     url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else shown}:{s.port}"
     token = "<your server.auth_token>" if s.auth_token else "anything"
-    out.print(f"fcc {__version__} listening on {url}", markup=False, highlight=False)
+    several = f" ({workers} workers)" if workers > 1 else ""
+    out.print(f"fcc {__version__} listening on {url}{several}", markup=False, highlight=False)
     out.print("Point Claude Code at it:", markup=False)
     out.print(f"  export ANTHROPIC_BASE_URL={url}", markup=False, highlight=False)
     out.print(f"  export ANTHROPIC_AUTH_TOKEN={token}", markup=False, highlight=False)
     out.print(f"Dashboard: {url}/dashboard", markup=False, highlight=False)
+    where = settings.state.url if settings.state.backend == "redis" else settings.state.db_path
+    out.print(f"State: {settings.state.backend} ({_shown_store(str(where))})", markup=False, highlight=False)
     table = Table(title="Tiers", title_justify="left")
     for col in ("tier", "routes to", "from", "fallbacks"):
         table.add_column(col)
     for t in tier_rows(settings):
         table.add_row(t.tier, t.route, t.origin, ", ".join(t.fallbacks) or "-")
     out.print(table)
-    app_ = create_app(settings, _keys(settings))
+    if workers > 1:
+        os.environ[ENV] = describe(config, overrides)
+        uvicorn.run(
+            "fcc.engine.server.workers:app",
+            factory=True,
+            workers=workers,
+            host=s.host,
+            port=s.port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
     uvicorn.run(
-        app_, host=s.host, port=s.port, log_level="warning", access_log=False, timeout_graceful_shutdown=5
+        create_app(settings, _keys(settings)),
+        host=s.host,
+        port=s.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=5,
     )
+
+
+def _shown_store(where: str) -> str:
+    head, sep, tail = where.partition("@")
+    return f"{head.split('//')[0]}//…@{tail}" if sep else where
+
+
+def _check_store(settings: Settings) -> None:
+    """The store opens, or fcc does not start: the same words whatever the backend."""
+    import asyncio
+
+    from fcc.engine.state import backend_for
+    from fcc.engine.state.store import StoreError
+
+    async def probe() -> None:
+        backend = backend_for(settings.state)
+        await backend.open()
+        await backend.close()
+
+    try:
+        asyncio.run(probe())
+    except StoreError as exc:
+        _fail(f"fcc cannot start: {exc}")
+
+
+@app.command()
+def usage(
+    config: ConfigOpt = None,
+    since: Annotated[
+        str, typer.Option("--since", help="7d (the last seven days) or a date, 2026-11-20.")
+    ] = "7d",
+    by: Annotated[str, typer.Option("--by", help="day, provider, model or session.")] = "day",
+    as_json: JsonOpt = False,
+) -> None:
+    """What your sessions spent, from fcc's state store: requests, errors, tokens, local answers.
+
+    Example: fcc usage --since 30d --by model
+    """
+    import asyncio
+
+    from fcc.commands.usage import By, UsageError, since_day
+    from fcc.commands.usage import usage as compute
+    from fcc.engine.state.store import StoreError
+
+    if by not in ("day", "provider", "model", "session"):
+        _fail(f"--by {by}: use day, provider, model or session")
+    settings = _settings(config)
+    try:
+        first = since_day(since)
+        rows = asyncio.run(compute(settings.state, first, cast("By", by)))
+    except (UsageError, StoreError) as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title=f"Usage since {first.isoformat()} (UTC), by {by}", title_justify="left")
+    columns = (by, "requests", "errors", "input_tokens", "output_tokens", "cached_tokens", "probe_answers")
+    for col in columns:
+        table.add_column(col.replace("_", " "), justify="left" if col == by else "right", overflow="fold")
+    for row in rows:
+        table.add_row(*(str(row[c]) if c == by else f"{row[c]:,}" for c in columns))
+    if rows:
+        total = {c: sum(int(r[c]) for r in rows) for c in columns[1:]}
+        table.add_row("all", *(f"{total[c]:,}" for c in columns[1:]), style="bold")
+    out.print(table if rows else "No requests recorded in that time.", markup=False)
 
 
 def version_callback(value: bool) -> None:

@@ -21,6 +21,13 @@ _HOME = tempfile.mkdtemp(prefix="fcc-test-home-")
 os.environ["XDG_CONFIG_HOME"] = str(Path(_HOME) / "config")
 os.environ.pop("FCC_CONFIG", None)
 
+
+@pytest.fixture(autouse=True)
+def _fresh_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's fcc keeps its state (the default SQLite store) in a directory of its own."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures" / "claude-code"
 

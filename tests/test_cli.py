@@ -432,3 +432,34 @@ def test_check_on_the_keys_file_does_not_echo_keys(home: Path) -> None:
     assert str(keys) in text(result)
     for value in values:
         assert value not in text(result)
+
+
+def test_usage_renders_the_store_and_explains_bad_options(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state: {{backend: sqlite, path: '{tmp_path / 'fcc.db'}'}}\n", encoding="utf-8")
+    empty = invoke("usage", "--config", config)
+    assert empty.exit_code == 0 and "No requests recorded" in text(empty)
+    assert as_json(invoke("usage", "--config", config, "--json", "--by", "model")) == []
+    bad = invoke("usage", "--config", config, "--since", "last tuesday")
+    assert bad.exit_code == 1 and "--since last tuesday: expected a number of days (7d)" in text(bad)
+    bad = invoke("usage", "--config", config, "--by", "week")
+    assert bad.exit_code == 1 and "--by week: use day, provider, model or session" in text(bad)
+
+
+def test_serve_refuses_a_store_it_cannot_open(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be", encoding="utf-8")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"state: {{backend: sqlite, path: '{blocker / 'fcc.db'}'}}\n", encoding="utf-8")
+    result = invoke("serve", "--config", config, "--port", "1")
+    assert result.exit_code == 1
+    shown = text(result)
+    assert "fcc cannot start: cannot open the state store at" in shown and "state.path" in shown
+    assert "Traceback" not in shown
+    config.write_text("state: {backend: redis, url: 'redis://:hunter2@127.0.0.1:1/0'}\n", encoding="utf-8")
+    result = invoke("serve", "--config", config, "--port", "1")
+    assert result.exit_code == 1 and "cannot reach Redis" in text(result)
+    assert "hunter2" not in text(result)  # a password in the URL is never shown
+    config.write_text("state: {backend: memory}\n", encoding="utf-8")
+    result = invoke("serve", "--config", config, "--workers", "2")
+    assert result.exit_code == 1 and "needs a shared state store" in text(result)

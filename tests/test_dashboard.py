@@ -167,7 +167,12 @@ def test_data_has_the_shape_the_page_draws(fcc_url: str):
         "skipped",
         "recent",
         "totals",
+        "day",
+        "store",
+        "quotas",
     }
+    assert snap["store"]["backend"] == "sqlite" and snap["store"]["degraded"] is False
+    assert snap["quotas"] == []
     assert snap["routes"] == [] and snap["rules"] == {} and snap["skipped"] == {}
     assert snap["totals"] == {
         "requests": 0,

@@ -20,10 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fcc.engine.catalog.config import load_settings
-from fcc.engine.catalog.providers import Limits
 from fcc.engine.catalog.secrets import KeyStore
-from fcc.engine.routing.health import Health
-from fcc.engine.routing.limits import RateLimits
 from fcc.engine.server import create_app
 from tests.conftest import Live, replay_config
 from tests.support.grammar import check_grammar, parse_sse
@@ -38,66 +35,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-# -- health and limits, as pure state --------------------------------------------------------
-
-
-def test_circuit_opens_after_repeated_failures_then_half_opens():
-    clock = Clock()
-    health = Health(window=60, threshold=3, cooldown=30, clock=clock)
-    for _ in range(2):
-        health.failure("p/m", "500 api_error")
-    assert health.state("p/m") == "closed" and health.wait("p/m") == 0
-    health.failure("p/m", "500 api_error")
-    assert health.state("p/m") == "open" and health.wait("p/m") == pytest.approx(30)
-    clock.now += 30
-    assert health.state("p/m") == "half_open" and health.wait("p/m") == 0
-    health.begin("p/m")  # one trial request at a time
-    assert health.wait("p/m") > 0
-    health.failure("p/m", "500 api_error")  # the trial failed: open again, for longer
-    assert health.state("p/m") == "open" and health.wait("p/m") == pytest.approx(60)
-    clock.now += 60
-    health.begin("p/m")
-    health.success("p/m")
-    assert health.state("p/m") == "closed" and health.snapshot() == {}
-
-
-def test_failures_outside_the_window_do_not_count():
-    clock = Clock()
-    health = Health(window=60, threshold=3, cooldown=30, clock=clock)
-    health.failure("p/m", "x")
-    health.failure("p/m", "x")
-    clock.now += 61
-    health.failure("p/m", "x")
-    assert health.state("p/m") == "closed"
-    assert health.snapshot()["p/m"]["recent_failures"] == 1
-
-
-def test_requests_per_minute_concurrency_and_retry_after():
-    clock = Clock()
-    limits = RateLimits(clock)
-    two_a_minute = Limits(requests_per_minute=2)
-    for _ in range(2):
-        assert limits.wait("groq", two_a_minute) == 0
-        limits.acquire("groq", two_a_minute)
-        limits.release("groq")
-    clock.now += 10
-    assert limits.wait("groq", two_a_minute) == pytest.approx(50)
-    clock.now += 50
-    assert limits.wait("groq", two_a_minute) == 0
-
-    one_stream = Limits(concurrent_streams=1)
-    limits.acquire("local", one_stream)
-    assert limits.wait("local", one_stream) > 0
-    limits.release("local")
-    assert limits.wait("local", one_stream) == 0
-
-    health = Health(clock=clock)
-    health.block("gemini/flash", 7, "429 rate_limit_error")
-    assert health.wait("gemini/flash") == pytest.approx(7)
-    assert health.wait("gemini/pro") == 0  # rate limits are per model
-    assert health.snapshot()["gemini/flash"]["cooldown_left"] == 7
 
 
 # -- the fault suite -------------------------------------------------------------------------
@@ -278,9 +215,7 @@ def test_client_disconnect_cancels_the_upstream_and_frees_the_slot(
                     break  # the client reads one token and walks away
             assert upstream.active == before + 1
         assert settle(lambda: upstream.active == before, timeout=3), "the upstream kept generating"
-        assert settle(lambda: state.dispatcher.limits.active("replay") == 0), (
-            "the stream slot was not released"
-        )
+        assert settle(lambda: state.dispatcher.active("replay") == 0), "the stream slot was not released"
         assert settle(lambda: tasks(state) <= baseline_tasks)
         # The freed slot serves the next request at once.
         started = time.monotonic()

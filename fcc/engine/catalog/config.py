@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from fcc.engine.catalog.documents import Document, iter_yaml, parse, validate
 from fcc.engine.catalog.providers import Provider, provider_from_data
@@ -83,6 +83,31 @@ class ServerSettings:
         return f"ServerSettings(host={self.host!r}, port={self.port}, auth_token={token})"
 
 
+StoreBackend = Literal["memory", "sqlite", "redis"]
+
+
+def state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / CONFIG_DIR_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class StateSettings:
+    backend: StoreBackend = "sqlite"
+    path: Path | None = None  # sqlite; None: state_dir()/fcc.db
+    url: str | None = None  # redis: redis://host:port/db
+    retention_days: int = 30
+    prefix: str = "fcc"  # redis: key prefix, so several fcc installations can share one server
+
+    @property
+    def db_path(self) -> Path:
+        return self.path or state_dir() / "fcc.db"
+
+    def __repr__(self) -> str:  # a Redis URL may carry a password
+        where = self.url.partition("@")[2] if self.url and "@" in self.url else self.url
+        return f"StateSettings(backend={self.backend!r}, path={self.path}, url={where!r})"
+
+
 @dataclass(frozen=True, slots=True)
 class Overrides:
     """What the command line says; None means 'not given'."""
@@ -102,6 +127,18 @@ class Settings:
     config_path: str | None
     config_dir: Path
     routes: tuple[Rule, ...] = ()
+    state: StateSettings = field(default_factory=StateSettings)
+
+    def routed(self) -> list[str]:
+        """Every PROVIDER/MODEL the config can send to (tiers, their fallbacks, rules), in order."""
+        out: dict[str, None] = {}
+        for tier in self.tiers.values():
+            out.update(dict.fromkeys(str(r) for r in (tier.target, *tier.fallbacks)))
+        for rule in self.routes:
+            for target in rule.use:
+                if "/" in target:
+                    out[target] = None
+        return list(out)
 
     @property
     def header_names(self) -> frozenset[str]:
@@ -220,6 +257,7 @@ def load_settings(
     server = _server(defaults.data.get("server", {}), user_data.get("server", {}), overrides)
     tiers = _tiers(defaults, user, overrides)
     routes = tuple(_rule(r) for r in user_data.get("routes", ()))
+    state = _state(user_data.get("state", {}))
     toggles: dict[str, bool] = user_data.get("probes", {})
     return Settings(
         server=server,
@@ -230,6 +268,7 @@ def load_settings(
         config_path=str(path) if user else None,
         config_dir=path.parent,
         routes=routes,
+        state=state,
     )
 
 
@@ -316,4 +355,15 @@ def _rule(data: JSON) -> Rule:
         strategy=cast("Strategy | None", data.get("strategy")),
         thinking=cast("bool | None", data.get("thinking")),
         description=data.get("description", ""),
+    )
+
+
+def _state(data: JSON) -> StateSettings:
+    path = data.get("path")
+    return StateSettings(
+        backend=cast(StoreBackend, data.get("backend", "sqlite")),
+        path=Path(path).expanduser() if path else None,
+        url=data.get("url"),
+        retention_days=int(data.get("retention_days", 30)),
+        prefix=str(data.get("prefix", "fcc")),
     )

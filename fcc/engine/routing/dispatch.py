@@ -10,20 +10,22 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import httpx
 
+from fcc.engine.catalog.providers import Provider
 from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import UpstreamError
 from fcc.engine.request.features import Features
 from fcc.engine.routing.candidates import Attempt, Plan
-from fcc.engine.routing.health import Health
-from fcc.engine.routing.limits import RateLimits
-from fcc.engine.routing.router import Candidate, Route
+from fcc.engine.routing.router import Route
 from fcc.engine.routing.strategies import RoundRobin, order
+from fcc.engine.state.admission import Admission, Lease
+from fcc.engine.state.service import StateService
 from fcc.engine.translate.events import ErrorEvent, Event, MessageDelta, MessageStart, Ping
 from fcc.engine.translate.upstream_errors import in_stream
 from fcc.engine.transports.base import Adapter, Turn
@@ -88,15 +90,23 @@ class Request:
 MAX_QUEUE_WAIT = 20.0
 
 
-def _all_busy(request: Request, wait: float) -> UpstreamError:
+def _all_busy(request: Request, admission: Admission) -> UpstreamError:
+    detail = f" ({admission.reason})" if admission.reason else ""
+    wait = admission.wait
     return UpstreamError(
-        f"every backend for {request.route.tier or request.route.requested} is rate-limited or cooling down; "
-        f"retry in {max(1, round(wait))}s (see GET /health)",
+        f"every backend for {request.route.tier or request.route.requested} is rate-limited or cooling down"
+        f"{detail}; retry in {max(1, round(wait))}s (see GET /health)",
         status=429,
         error_type="rate_limit_error",
         retryable=True,
         retry_after=max(wait, 1.0),
+        # A spent daily quota: the client's retry loop cannot help before it resets (PROTOCOL.md J).
+        should_retry=False if admission.quota else None,
     )
+
+
+# How long the thought signatures a provider wants echoed are kept (Gemini: by tool-call id).
+SIGNATURE_TTL = 7 * 86_400.0
 
 
 class Dispatcher:
@@ -105,17 +115,25 @@ class Dispatcher:
         client: httpx.AsyncClient,
         adapters: Mapping[TransportName, Adapter],
         keys: KeyStore,
-        health: Health | None = None,
-        limits: RateLimits | None = None,
+        state: StateService,
     ) -> None:
         self._client = client
         self._adapters = adapters
         self._keys = keys
-        self.health = health or Health()
-        self.limits = limits or RateLimits()
+        self.state = state
         self.rotation = RoundRobin()
+        self._active: Counter[str] = Counter()  # this process's streams in flight, by provider
 
-    def _turn(self, request: Request, attempt: Attempt, message_id: str) -> Turn:
+    def active(self, provider: str) -> int:
+        return self._active[provider]
+
+    def seen(self) -> list[str]:
+        """The providers this process has sent requests to."""
+        return sorted(self._active)
+
+    def _turn(
+        self, request: Request, attempt: Attempt, message_id: str, signatures: Mapping[str, str]
+    ) -> Turn:
         route = request.route
         candidate = attempt.candidate
         thinking = route.thinking if route.thinking is not None else request.features.thinking
@@ -133,11 +151,8 @@ class Dispatcher:
             max_tokens=attempt.max_tokens,
             images_as_text=attempt.images_as_text,
             asked=request.features.asked,
+            signatures=signatures,
         )
-
-    def wait(self, candidate: Candidate) -> float:
-        p = candidate.provider
-        return max(self.health.wait(candidate.label), self.limits.wait(p.id, p.limits))
 
     def ordered(self, request: Request) -> list[Attempt]:
         """The plan's attempts in the order the route's strategy gives now."""
@@ -146,7 +161,7 @@ class Dispatcher:
             request.plan.attempts,
             route.strategy,
             lambda a: a.candidate.provider,
-            self.limits.active,
+            self.active,
             route.key,
             self.rotation,
         )
@@ -157,11 +172,12 @@ class Dispatcher:
         last: UpstreamError | None = None
         try:
             async with aclosing(self._schedule(request)) as attempts:
-                async for attempt in attempts:
+                async for attempt, lease in attempts:
                     try:
                         # aclosing: if the client goes, the attempt (and its upstream) closes
                         # now, not whenever the garbage collector gets to it.
-                        async with aclosing(self._attempt(request, attempt, message_id, record)) as stream:
+                        run = self._attempt(request, attempt, lease, message_id, record)
+                        async with aclosing(run) as stream:
                             async for batch in stream:
                                 yield batch
                         return
@@ -176,27 +192,32 @@ class Dispatcher:
         record.error_type = last.error_type
         raise last
 
-    async def _schedule(self, request: Request) -> AsyncGenerator[Attempt, None]:
-        """The attempts to make, in order: those that can take a request now, in the
-        strategy's order; then the rate-limited or cooling-down ones, each once it frees up,
-        as long as that is soon. Raises a 429 UpstreamError saying when to come back when it
-        is not."""
-        deferred: list[Attempt] = []
+    async def _schedule(self, request: Request) -> AsyncGenerator[tuple[Attempt, Lease | None], None]:
+        """The attempts to make, each admitted by the store (its circuit, limits and quotas),
+        in order: those that can take a request now, in the strategy's order; then the
+        rate-limited or cooling-down ones, each once it frees up, as long as that is soon.
+        Raises a 429 UpstreamError saying when to come back when it is not. The consumer
+        releases the lease of each attempt it is given."""
+        deferred: list[tuple[Attempt, Admission]] = []
         for attempt in self.ordered(request):
-            if self.wait(attempt.candidate) > 0:
-                deferred.append(attempt)
+            c = attempt.candidate
+            admission = await self.state.admit(c.provider, c.model)
+            if admission.wait <= 0:
+                yield attempt, admission.lease
             else:
-                yield attempt
+                deferred.append((attempt, admission))
         deadline = time.monotonic() + MAX_QUEUE_WAIT
         while deferred:
-            wait, attempt = min(((self.wait(a.candidate), a) for a in deferred), key=lambda x: x[0])
-            if wait > 0:
-                if time.monotonic() + wait > deadline:
-                    raise _all_busy(request, wait)
-                await asyncio.sleep(min(wait, 0.25))
-                continue
-            deferred.remove(attempt)
-            yield attempt
+            attempt, admission = min(deferred, key=lambda d: d[1].wait)
+            if time.monotonic() + admission.wait > deadline:
+                raise _all_busy(request, admission)
+            await asyncio.sleep(min(admission.wait, 0.25))
+            deferred = [
+                (a, await self.state.admit(a.candidate.provider, a.candidate.model)) for a, _ in deferred
+            ]
+            for attempt, admission in [d for d in deferred if d[1].wait <= 0]:
+                deferred.remove((attempt, admission))
+                yield attempt, admission.lease
 
     @staticmethod
     def _first_content(batch: list[Event], held: list[Event], request: Request, turn: Turn) -> list[Event]:
@@ -212,20 +233,20 @@ class Dispatcher:
         return []
 
     async def _attempt(
-        self, request: Request, attempt: Attempt, message_id: str, record: TurnRecord
+        self, request: Request, attempt: Attempt, lease: Lease | None, message_id: str, record: TurnRecord
     ) -> AsyncGenerator[list[Event], None]:
         """One candidate's event batches; raises UpstreamError if it fails before any content."""
         candidate = attempt.candidate
         record.attempts.append(candidate.label)
         provider = candidate.provider
-        turn = self._turn(request, attempt, message_id)
-        adapter = self._adapters[provider.transport]
+        self._active[provider.id] += 1
         held: list[Event] = []
         flowing = False
-        self.health.begin(candidate.label)
-        self.limits.acquire(provider.id, provider.limits)
         began = time.perf_counter()
         try:
+            signatures = await self._signatures(request, provider)
+            turn = self._turn(request, attempt, message_id, signatures)
+            adapter = self._adapters[provider.transport]
             async with aclosing(stream_turn(self._client, adapter, turn, self._keys)) as stream:
                 async for batch in stream:
                     if not flowing:
@@ -234,7 +255,7 @@ class Dispatcher:
                             continue
                         flowing = True
                         record.served_by = candidate.label
-                        self.health.success(candidate.label)
+                        self.state.success(candidate.label, lease)
                     for event in batch:
                         record.note(event)
                     yield batch
@@ -245,13 +266,29 @@ class Dispatcher:
                     error_type="overloaded_error",
                     retryable=True,
                 )
+            if turn.learned:
+                self.state.keep("sig", dict(turn.learned), SIGNATURE_TTL)
         except UpstreamError as exc:
             if exc.retryable:
-                self.health.failure(candidate.label, f"{exc.status} {exc.error_type}")
+                await self.state.failure(candidate.label, f"{exc.status} {exc.error_type}")
             if exc.status == 429 and exc.retry_after:
-                self.health.block(candidate.label, exc.retry_after, f"{exc.status} {exc.error_type}")
+                await self.state.block(candidate.label, exc.retry_after, f"{exc.status} {exc.error_type}")
             raise
         finally:
             # Also on cancellation (the client went away): the slot is free again at once.
-            self.limits.release(provider.id)
+            self._active[provider.id] -= 1
             record.upstream_s += time.perf_counter() - began
+            await asyncio.shield(self.state.release(lease))
+
+    async def _signatures(self, request: Request, provider: Provider) -> Mapping[str, str]:
+        """The thought signatures this provider wants back for the history's tool calls."""
+        if not provider.quirks.thought_signatures:
+            return {}
+        ids = [
+            str(b["id"])
+            for m in request.body.get("messages", ())
+            if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), list)
+            for b in m["content"]
+            if isinstance(b, dict) and b.get("type") == "tool_use" and b.get("id")
+        ]
+        return await self.state.get("sig", ids) if ids else {}

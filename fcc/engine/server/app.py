@@ -22,20 +22,36 @@ from fcc.engine.routing.dispatch import Dispatcher
 from fcc.engine.server import admin, messages
 from fcc.engine.server.edge import error_response
 from fcc.engine.server.state import AppState
-from fcc.engine.state.records import RequestLog
+from fcc.engine.state import backend_for
+from fcc.engine.state.records import JsonLines
+from fcc.engine.state.service import StateService
+from fcc.engine.state.store import Backend
 from fcc.engine.transports import TRANSPORTS
 
 log = logging.getLogger("fcc.server")
 
 
 def create_app(
-    settings: Settings, keys: KeyStore | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    keys: KeyStore | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    store: Backend | None = None,
 ) -> Starlette:
+    """`store`: a backend to use instead of the one settings.state names (tests)."""
     server = settings.server
+    service = StateService(
+        store or backend_for(settings.state),
+        settings.providers,
+        retention_days=settings.state.retention_days,
+        request_log=JsonLines(server.request_log, server.request_log_max_bytes)
+        if server.request_log
+        else None,
+    )
     state = AppState(
         settings=settings,
         keys=keys or KeyStore(settings.config_dir / ENV_FILE_NAME),
-        requests=RequestLog(server.request_log, server.request_log_max_bytes),
+        state=service,
         probes=settings.active_probes,
     )
 
@@ -52,11 +68,15 @@ def create_app(
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=512),
             trust_env=False,
         ) as client:
+            await service.start()  # StoreError: the store cannot be opened, and says why
             adapters = {name: factory() for name, factory in TRANSPORTS.items()}
-            state.dispatcher = Dispatcher(client, adapters, state.keys)
+            state.dispatcher = Dispatcher(client, adapters, state.keys, service)
             state.loop = asyncio.get_running_loop()
-            yield
-            state.dispatcher = None
+            try:
+                yield
+            finally:
+                state.dispatcher = None
+                await service.stop()
 
     async def on_client_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ClientError)

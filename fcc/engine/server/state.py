@@ -22,8 +22,8 @@ from fcc.engine.probes import Probe
 from fcc.engine.routing.candidates import Evidence
 from fcc.engine.routing.dispatch import Dispatcher, TurnRecord
 from fcc.engine.server.edge import error_response
-from fcc.engine.state.metrics import Metrics
-from fcc.engine.state.records import RequestLog, RequestRecord
+from fcc.engine.state.records import RequestRecord
+from fcc.engine.state.service import StateService
 from fcc.engine.translate.tokens import ToolSizes
 from fcc.engine.types import JSON
 
@@ -34,8 +34,7 @@ log = logging.getLogger("fcc.request")
 class AppState:
     settings: Settings
     keys: KeyStore
-    requests: RequestLog
-    metrics: Metrics = field(default_factory=Metrics)
+    state: StateService
     probes: tuple[Probe, ...] = ()
     dispatcher: Dispatcher | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -68,8 +67,7 @@ class AppState:
             error_type=record.error_type,
             stream=record.stream,
         )
-        self.requests.add(kept)
-        self.metrics.observe(kept)
+        self.state.add(kept)  # queued: the store writes it off this path
         tried = f" tried={','.join(record.attempts)}" if len(record.attempts) > 1 else ""
         log.info(
             "%s %s → %s %s %d ttft=%s dur=%.0fms in=%d out=%d cached=%d%s%s",

@@ -1,1 +1,22 @@
-"""State: what fcc records and counts about the requests it served."""
+"""State: the store interface and its sqlite / redis / memory backends; records, usage
+aggregates, limits' windows, circuits, metrics."""
+
+from __future__ import annotations
+
+from fcc.engine.catalog.config import StateSettings
+from fcc.engine.state.store import Backend
+
+
+def backend_for(settings: StateSettings) -> Backend:
+    if settings.backend == "memory":
+        from fcc.engine.state.memory import MemoryBackend
+
+        return MemoryBackend()
+    if settings.backend == "redis":
+        from fcc.engine.state.redis import RedisBackend
+
+        assert settings.url is not None  # the schema requires it
+        return RedisBackend(settings.url, settings.prefix, settings.retention_days)
+    from fcc.engine.state.sqlite import SqliteBackend
+
+    return SqliteBackend(settings.db_path)

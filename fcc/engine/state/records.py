@@ -1,9 +1,6 @@
-"""What fcc did, request by request, kept in memory (and optionally as JSON lines).
-
-Never prompt text: a record holds the session id, the route, the outcome and the token
-counts. Aggregates (per session, per provider, per minute) are kept as requests finish, so
-the dashboard and /metrics read them without walking the ring.
-"""
+"""What fcc did, request by request: the record the store keeps (and, when asked, a
+JSON-lines file gets). Never prompt text: a record holds the session id, the route, the
+outcome and the token counts."""
 
 from __future__ import annotations
 
@@ -11,18 +8,12 @@ import json
 import logging
 import os
 import threading
-import time
-from collections import Counter, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("fcc.request")
-
-RING = 500  # recent requests kept
-MINUTES = 60  # the chart's span
-SESSIONS = 200  # sessions kept, least recently seen dropped first
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,108 +53,16 @@ class RequestRecord:
         return out
 
 
-@dataclass(slots=True)
-class Totals:
-    requests: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    probes: int = 0
-    fallbacks: int = 0
-    last_seen: float = 0.0
-
-    def add(self, r: RequestRecord) -> None:
-        self.requests += 1
-        self.errors += r.status >= 400
-        self.input_tokens += r.input_tokens
-        self.output_tokens += r.output_tokens
-        self.cached_tokens += r.cached_tokens
-        self.probes += r.probe is not None
-        self.fallbacks += len(r.attempts) > 1 and r.status < 400
-        self.last_seen = max(self.last_seen, r.time)
+def record_from_wire(data: dict[str, Any]) -> RequestRecord:
+    """A record as wire() wrote it (the stores keep that form)."""
+    fields: dict[str, Any] = {k: data.get(k) for k in RequestRecord.__slots__}
+    fields["time"] = datetime.fromisoformat(data["time"]).timestamp()
+    fields["attempts"] = tuple(data.get("attempts") or ())
+    fields["skipped"] = tuple(data.get("skipped") or ())
+    return RequestRecord(**fields)
 
 
-@dataclass(slots=True)
-class _Minute:
-    start: int  # epoch minute
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    probes: int = 0
-    by_provider: Counter[str] = field(default_factory=Counter)
-
-
-class RequestLog:
-    def __init__(
-        self, jsonl: Path | None = None, max_bytes: int = 10 * 1024 * 1024, clock: Any = time.time
-    ) -> None:
-        self._clock = clock
-        self.started = clock()
-        self.recent: deque[RequestRecord] = deque(maxlen=RING)
-        self.totals = Totals()
-        self.sessions: dict[str, Totals] = {}
-        self.providers: dict[str, Totals] = {}
-        self.probes: Counter[str] = Counter()
-        self.rules: Counter[str] = Counter()  # decisions by routing rule (or tier:NAME, direct)
-        self.skipped: Counter[str] = Counter()  # candidates skipped, by PROVIDER/MODEL
-        self._minutes: deque[_Minute] = deque(maxlen=MINUTES)
-        self._file = _JsonLines(jsonl, max_bytes) if jsonl else None
-
-    def add(self, record: RequestRecord) -> None:
-        self.recent.append(record)
-        self.totals.add(record)
-        if record.session:
-            self.sessions.setdefault(record.session, Totals()).add(record)
-            if len(self.sessions) > SESSIONS:
-                oldest = min(self.sessions, key=lambda s: self.sessions[s].last_seen)
-                del self.sessions[oldest]
-        if record.provider:
-            self.providers.setdefault(record.provider, Totals()).add(record)
-        if record.probe:
-            self.probes[record.probe] += 1
-        elif record.rule:
-            self.rules[record.rule] += 1
-        for skip in record.skipped:
-            self.skipped[skip.split(": ", 1)[0]] += 1
-        minute = self._minute(record.time)
-        minute.requests += 1
-        minute.input_tokens += record.input_tokens
-        minute.output_tokens += record.output_tokens
-        minute.probes += record.probe is not None
-        if record.provider:
-            minute.by_provider[record.provider] += 1
-        if self._file is not None:
-            self._file.write(record.wire())
-
-    def _minute(self, when: float) -> _Minute:
-        start = int(when // 60)
-        if not self._minutes or self._minutes[-1].start < start:
-            self._minutes.append(_Minute(start))
-        for m in reversed(self._minutes):
-            if m.start == start:
-                return m
-        return self._minutes[-1]  # a late record for a minute already dropped: count it now
-
-    def series(self) -> dict[str, Any]:
-        """The last MINUTES minutes, one slot each, zeros where nothing happened."""
-        now = int(self._clock() // 60)
-        by_start = {m.start: m for m in self._minutes}
-        starts = range(now - MINUTES + 1, now + 1)
-        providers = sorted({p for m in self._minutes for p in m.by_provider})
-        empty = _Minute(0)
-        slots = [by_start.get(s, empty) for s in starts]
-        return {
-            "minute": [datetime.fromtimestamp(s * 60, UTC).strftime("%H:%M") for s in starts],
-            "requests": [m.requests for m in slots],
-            "input_tokens": [m.input_tokens for m in slots],
-            "output_tokens": [m.output_tokens for m in slots],
-            "probes": [m.probes for m in slots],
-            "by_provider": {p: [m.by_provider.get(p, 0) for m in slots] for p in providers},
-        }
-
-
-class _JsonLines:
+class JsonLines:
     """An append-only JSON-lines file that rotates to NAME.1 past max_bytes."""
 
     def __init__(self, path: Path, max_bytes: int) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import quote, urlencode
@@ -34,6 +34,8 @@ class Turn:
     max_tokens: int | None = None  # lowered to fit this model's window (routing/candidates.py)
     images_as_text: bool = False  # this model cannot see: images become a note
     asked: frozenset[str] = frozenset()  # features an upstream may reject (error classification)
+    signatures: Mapping[str, str] = field(default_factory=dict)  # thought signatures, by tool id
+    learned: dict[str, str] = field(default_factory=dict)  # new ones this answer brought
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,23 +57,6 @@ class StreamTranslator(Protocol):
 class Adapter(Protocol):
     def build(self, turn: Turn, keys: KeyStore) -> UpstreamRequest: ...
     def translator(self, turn: Turn) -> StreamTranslator: ...
-
-
-@dataclass(slots=True)
-class BoundedCache:
-    """A small LRU map for per-tool-call state that must survive to the next turn."""
-
-    limit: int = 10_000
-    _data: OrderedDict[str, str] = field(default_factory=OrderedDict)
-
-    def put(self, key: str, value: str) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        while len(self._data) > self.limit:
-            self._data.popitem(last=False)
-
-    def get(self, key: str) -> str | None:
-        return self._data.get(key)
 
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

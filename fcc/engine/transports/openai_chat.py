@@ -11,7 +11,6 @@ from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOpt
 from fcc.engine.translate.sse import SSEMessage
 from fcc.engine.translate.tool_input import ToolInput
 from fcc.engine.transports.base import (
-    BoundedCache,
     StreamTranslator,
     Turn,
     UpstreamRequest,
@@ -21,10 +20,6 @@ from fcc.engine.transports.base import (
 
 
 class OpenAIChat:
-    def __init__(self) -> None:
-        # Gemini's thought signatures, by tool-call id, for echoing on the next turn.
-        self._signatures = BoundedCache()
-
     def build(self, turn: Turn, keys: KeyStore) -> UpstreamRequest:
         p = turn.provider
         target = Target(
@@ -33,7 +28,9 @@ class OpenAIChat:
             info=p.model(turn.model),
             output_cap=p.output_cap(turn.model),
             thinking=turn.thinking,
-            thought_signature=self._signatures.get if p.quirks.thought_signatures else None,
+            # Gemini's thought signatures, by tool-call id, echoed on the next turn (the
+            # dispatcher fetched them from the state store; new ones go back there).
+            thought_signature=turn.signatures.get if p.quirks.thought_signatures else None,
             max_tokens=turn.max_tokens,
             images_as_text=turn.images_as_text,
         )
@@ -57,7 +54,7 @@ class OpenAIChat:
             show_thinking=display != "omitted",
             carry_reasoning=echo,
             input_estimate=turn.input_estimate,
-            on_thought_signature=self._signatures.put if q.thought_signatures else None,
+            on_thought_signature=turn.learned.__setitem__ if q.thought_signatures else None,
         )
         return _Lines(OpenAIStreamTranslator(options))
 

@@ -249,6 +249,31 @@
     fill("health", hrows, 5, "All candidates healthy: no failures recorded.");
   }
 
+  function drawQuotas(d) {
+    const rows = (d.quotas || []).map((q) =>
+      el(
+        "tr",
+        null,
+        el("td", null, el("b", { class: "mono" }, q.scope)),
+        el("td", null, q.requests_per_day ? meter(q.requests, q.requests_per_day, "requests today / requests_per_day") : "–"),
+        el("td", null, q.tokens_per_day ? meter(q.tokens, q.tokens_per_day, "tokens today / tokens_per_day") : "–"),
+        el("td", { class: "dim" }, q.day_reset === "rolling_24h" ? "rolling 24 h" : "00:00 UTC"),
+      ),
+    );
+    fill("quotas", rows, 4, "No daily quota on the providers this config uses.");
+  }
+
+  function drawStore(d) {
+    const banner = $("store-banner");
+    const s = d.store || {};
+    if (s.degraded) {
+      banner.textContent = `State store (${s.backend}) away: ${s.message || "not answering"}`;
+      banner.hidden = false;
+    } else {
+      banner.hidden = true;
+    }
+  }
+
   function drawProbes(d) {
     const p = d.probes || { answered: 0, by_name: {}, active: [] };
     const names = new Set([...(p.active || []), ...Object.keys(p.by_name || {})]);
@@ -609,7 +634,9 @@
   }
 
   function draw(d) {
-    const parts = [drawHeader, drawTiers, drawProviders, drawRules, drawProbes, drawSessions, drawRecent, drawChart];
+    const parts = [
+      drawStore, drawHeader, drawTiers, drawProviders, drawQuotas, drawRules, drawProbes, drawSessions, drawRecent, drawChart,
+    ];
     for (const part of parts) {
       try {
         part(d);
