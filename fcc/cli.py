@@ -9,7 +9,7 @@ import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -17,13 +17,18 @@ from rich.table import Table
 
 from fcc import __version__
 from fcc.commands.check import run_check
+from fcc.commands.doctor import DoctorProgress, Report
 from fcc.commands.init import scaffold
-from fcc.commands.models import live_health, probe_rows, provider_rows, rule_rows, tier_rows
+from fcc.commands.models import doctor_rows, live_health, probe_rows, provider_rows, rule_rows, tier_rows
 from fcc.commands.route import RequestFileError, explain, read_request
-from fcc.engine.catalog.config import Overrides, Settings, config_dir, load_settings
+from fcc.engine.catalog.config import ModelRef, Overrides, Settings, config_dir, load_settings
 from fcc.engine.catalog.resources import catalog_dir
 from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ConfigError, FccError
+
+if TYPE_CHECKING:
+    from fcc.commands.doctor import Report
+    from fcc.engine.catalog.config import ModelRef
 
 app = typer.Typer(
     name="fcc",
@@ -162,6 +167,7 @@ def models(
     providers = provider_rows(settings, _keys(settings), provider)
     probes = probe_rows(settings)
     health = live_health(settings)
+    doctor = doctor_rows(settings)
     if as_json:
         data = {
             "tiers": [asdict(t) for t in tiers],
@@ -169,6 +175,7 @@ def models(
             "providers": [asdict(p) for p in providers],
             "probes": [asdict(p) for p in probes],
             "health": health,
+            "doctor": [asdict(d) for d in doctor],
         }
         out.print_json(json.dumps(data))
         return
@@ -207,6 +214,13 @@ def models(
             table.add_row(pr.name, "yes" if pr.active else "no", pr.answer, _short_source(pr.source))
         out.print(table)
     _print_health(health)
+    if doctor:
+        table = Table(title="Last fcc doctor results", title_justify="left")
+        for col in ("model", "verdict", "failing check", "why", "checked"):
+            table.add_column(col, overflow="fold")
+        for d in doctor:
+            table.add_row(d.model, d.verdict, d.failing or "-", d.reason or "-", f"{d.age} ago")
+        out.print(table)
 
 
 def _print_health(health: dict[str, object] | None) -> None:
@@ -283,6 +297,9 @@ def serve(
     workers: Annotated[
         int, typer.Option("--workers", min=1, help="Processes on the one port, sharing the state store.")
     ] = 1,
+    run_doctor: Annotated[
+        bool, typer.Option("--doctor", help="Run fcc doctor on every routed model in the background.")
+    ] = False,
 ) -> None:
     """Run the proxy. Then point Claude Code at it:
 
@@ -328,6 +345,9 @@ def serve(
     out.print(table)
     if workers > 1:
         os.environ[ENV] = describe(config, overrides)
+        if run_doctor:
+            # Once for all workers: its results reach them through the shared store.
+            _doctor_in_background(settings)
         uvicorn.run(
             "fcc.engine.server.workers:app",
             factory=True,
@@ -339,13 +359,24 @@ def serve(
         )
         return
     uvicorn.run(
-        create_app(settings, _keys(settings)),
+        create_app(settings, _keys(settings), doctor=run_doctor),
         host=s.host,
         port=s.port,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
     )
+
+
+def _doctor_in_background(settings: Settings) -> None:
+    import asyncio
+    import threading
+
+    from fcc.commands.doctor import targets
+
+    refs = targets(settings, [], None, None)
+    work = _doctor(settings, _keys(settings), refs, 3, quiet=True)
+    threading.Thread(target=asyncio.run, args=(work,), daemon=True, name="fcc-doctor").start()
 
 
 def _shown_store(where: str) -> str:
@@ -369,6 +400,98 @@ def _check_store(settings: Settings) -> None:
         asyncio.run(probe())
     except StoreError as exc:
         _fail(f"fcc cannot start: {exc}")
+
+
+@app.command()
+def doctor(
+    models: Annotated[
+        list[str] | None, typer.Argument(help="PROVIDER/MODEL to examine (default: all routed).")
+    ] = None,
+    config: ConfigOpt = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", "-p", help="Every catalog model of this provider.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Models examined at a time.")] = 3,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find out which backends really work with Claude Code: reach, stream, tool calls, tool
+    results, reasoning, timing. Results are kept and the router uses them.
+
+    Example: fcc doctor groq/openai/gpt-oss-120b --json
+    """
+    import asyncio
+
+    from fcc.commands.doctor import primary_models, targets
+    from fcc.engine.state.store import StoreError
+
+    settings = _settings(config)
+    keys = _keys(settings)
+    if provider is not None:
+        p = settings.providers.get(provider)
+        if p is None:
+            _fail(f"unknown provider {provider!r}: `fcc models` lists them")
+        if p.api_key_env and keys.get(p.api_key_env) is None and not p.local:
+            _fail(f"{provider} has no key: set {p.api_key_env} in the environment or keys.env first")
+        if not p.models:
+            _fail(f"the catalog lists no models for {provider}: name them, fcc doctor {provider}/MODEL")
+    refs = targets(settings, models or [], provider, keys)
+    # The table says what each upstream answered; its warnings would say it twice.
+    logging.getLogger("fcc.upstream").setLevel(logging.ERROR)
+    for ref in refs:
+        if ref.provider not in settings.providers:
+            _fail(f"{ref}: unknown provider {ref.provider!r} (`fcc models` lists them)")
+    try:
+        reports = asyncio.run(_doctor(settings, keys, refs, concurrency, quiet=as_json))
+    except StoreError as exc:
+        _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps([r.wire() for r in reports]))
+    else:
+        out.print(_doctor_table(reports))
+    broken = {r.model for r in reports if r.verdict == "broken"} & primary_models(settings)
+    if broken:
+        err.print(
+            f"a tier's primary model is broken: {', '.join(sorted(broken))}", markup=False, highlight=False
+        )
+        raise typer.Exit(1)
+
+
+async def _doctor(
+    settings: Settings, keys: KeyStore, refs: list[ModelRef], concurrency: int, quiet: bool
+) -> list[Report]:
+    from rich.live import Live
+
+    from fcc.commands.doctor import Doctor, claude_code_tools, run
+    from fcc.engine.routing.runtime import running
+    from fcc.engine.state import backend_for
+    from fcc.engine.state.service import StateService
+
+    service = StateService(backend_for(settings.state), settings.providers)
+    progress = DoctorProgress([str(r) for r in refs])
+    async with running(keys, service) as dispatcher:
+        doctor = Doctor(dispatcher, service, settings, claude_code_tools())
+        if quiet or not err.is_terminal:
+            return await run(doctor, refs, concurrency=concurrency)
+        with Live(progress.render(), console=err, refresh_per_second=8, transient=True) as live:
+
+            def update(model: str, check: str, state: str) -> None:
+                progress.update(model, check, state)
+                live.update(progress.render())
+
+            return await run(doctor, refs, concurrency=concurrency, progress=update)
+
+
+def _doctor_table(reports: list[Report]) -> Table:
+    table = Table(title="fcc doctor", title_justify="left")
+    for col in ("model", "verdict", "failing check", "why", "TTFT", "tokens/s"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("TTFT", "tokens/s") else "left")
+    for r in reports:
+        failing = r.failing
+        why = r.checks[failing].detail if failing else (r.slow or "-")
+        ttft = f"{r.ttft_ms / 1000:.2f} s" if r.ttft_ms is not None else "-"
+        rate = f"{r.tokens_per_s:.0f}" if r.tokens_per_s is not None else "-"
+        table.add_row(r.model, r.verdict, failing or "-", why, ttft, rate)
+    return table
 
 
 @app.command()

@@ -1,6 +1,7 @@
-"""CI smoke test of the benchmark harness: `python -m bench --quick` runs, every contender answers,
-and RESULTS.md comes out with its tables filled in. It never judges the numbers themselves
-(a shared CI machine makes them noisy); it proves the harness measures something."""
+"""CI smoke test of the benchmark harness: `python -m bench --quick --stores` runs, every contender
+answers (fcc on each state store: memory, sqlite, and redis when redis-server is installed), and
+RESULTS.md comes out with its tables filled in. It never judges the numbers themselves (a shared
+CI machine makes them noisy); it proves the harness measures something."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import stores
 from bench.plan import QUICK
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,13 +32,29 @@ def section(text: str, heading: str) -> str:
     return match.group(1)
 
 
+def tables(text: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table in `text`, each as one dict per row keyed by the header cells."""
+    found: list[list[str]] = []
+    previous = False
+    for line in text.splitlines():
+        if line.startswith("|"):
+            if not previous:
+                found.append([])
+            found[-1].append(line)
+        previous = line.startswith("|")
+    out = []
+    for lines in found:
+        assert len(lines) >= 3, f"a table without rows:\n{lines}"
+        split = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+        header, rows = split[0], split[2:]
+        out.append([dict(zip(header, row, strict=True)) for row in rows])
+    assert out, f"no table in:\n{text}"
+    return out
+
+
 def table(text: str) -> list[dict[str, str]]:
-    """The first Markdown table in `text`, as one dict per row keyed by the header cells."""
-    lines = [line for line in text.splitlines() if line.startswith("|")]
-    assert len(lines) >= 3, f"no table in:\n{text}"
-    split = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
-    header, rows = split[0], split[2:]
-    return [dict(zip(header, row, strict=True)) for row in rows]
+    """The first Markdown table in `text`."""
+    return tables(text)[0]
 
 
 @pytest.mark.slow
@@ -44,7 +62,7 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     committed = (REPO / "bench" / "RESULTS.md").read_bytes()
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick", "--no-litellm", "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", "--quick", "--no-litellm", "--stores", "--out", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -62,13 +80,15 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     rows = table(section(results, "Latency and throughput (ms unless stated)"))
     seen = {(int(r["c"]), r["contender"]) for r in rows}
     levels = {level.concurrency: level.per_contender for level in QUICK.levels}
-    assert seen == {(c, name) for c in levels for name in ("direct", "fcc")}
+    redis_missing = stores.redis_missing()
+    fccs = ["fcc", stores.SQLITE] + ([] if redis_missing else [stores.REDIS])
+    assert seen == {(c, name) for c in levels for name in ("direct", *fccs)}
     for row in rows:
         assert int(row["n"]) == levels[int(row["c"])], row
         assert row["failed"] == "0", row
         for column in ("TTFT p50", "TTFT p99", "total p50", "req/s", "tokens/s"):
             assert _number(row[column]) > 0, (column, row)
-        if row["contender"] == "fcc":
+        if row["contender"] in fccs:
             for column in ("added TTFT p50", "added total p50"):
                 _number(row[column])
             for column in ("proxy CPU ms/req", "proxy RSS MB"):
@@ -79,6 +99,39 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     targets = {r["target"]: r for r in table(section(results, "Targets"))}
     assert targets["added TTFT p50 ≤ 1 ms at c=1"]["verdict"] in ("**met**", "**missed**")
     assert targets["`fcc serve` cold start ≤ 1 s"]["verdict"] in ("**met**", "**missed**")
+
+    # The store section: latency and CPU per store against memory, per-token cost, the verdicts.
+    store = section(results, "State store: cost against memory")
+    latency, per_token, verdicts = tables(store)
+    others = fccs[1:]
+    for row in latency:
+        assert int(row["n"]) == levels[int(row["c"])], row
+        for column in ("added TTFT p50", "added TTFT p99", "fcc CPU ms/req"):
+            _number(row[column])
+        if row["store"] in others:
+            for column in ("Δ TTFT p50 vs memory", "Δ TTFT p99 vs memory", "Δ CPU ms/req vs memory"):
+                _number(row[column])
+            low, high = (_number(x) for x in row["95% CI of Δ p50"].split(" to "))
+            assert low <= high, row
+    assert {(int(r["c"]), r["store"]) for r in latency} == {
+        (c, name) for c in levels for name in ("fcc (memory)", *others)
+    }
+    if not redis_missing:
+        assert all(_number(r["redis-server CPU ms/req"]) >= 0 for r in latency if r["store"] == stores.REDIS)
+    assert [r["store"] for r in per_token] == ["fcc (memory)", *others]
+    for row in per_token:
+        assert _number(row["marginal µs/token"]) > 0, row
+        _number(row["noise (µs)"])
+        if row["store"] in others:
+            assert _number(row["ratio to memory"]) > 0, row
+    judged = {r["backend"]: r for r in verdicts}
+    for name in others:
+        assert judged[name]["≤ 0.2 ms"] in ("**met**", "**missed**"), judged[name]
+        assert judged[name]["no measurable per-token cost"] in ("**met**", "**missed**"), judged[name]
+        _number(judged[name]["Δ TTFT p50 at c=1"].split(" ms")[0])
+    if redis_missing:
+        assert f"`{stores.REDIS}`: **skipped**: {redis_missing}." in store
+        assert judged[stores.REDIS]["≤ 0.2 ms"] == "not measured"
 
     figures = {r["figure"]: r["value"] for r in table(section(results, "fcc process"))}
     cold = next(v for k, v in figures.items() if k.startswith("cold start"))

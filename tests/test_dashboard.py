@@ -170,9 +170,10 @@ def test_data_has_the_shape_the_page_draws(fcc_url: str):
         "day",
         "store",
         "quotas",
+        "doctor",
     }
     assert snap["store"]["backend"] == "sqlite" and snap["store"]["degraded"] is False
-    assert snap["quotas"] == []
+    assert snap["quotas"] == [] and snap["doctor"] == []
     assert snap["routes"] == [] and snap["rules"] == {} and snap["skipped"] == {}
     assert snap["totals"] == {
         "requests": 0,

@@ -249,3 +249,47 @@ def test_llama_cpp_really_cuts_tool_input_mid_object(llama_url: str):
     partial = "".join(d["delta"].get("partial_json", "") for n, d in events if n == "content_block_delta")
     assert partial and not partial.rstrip().endswith("}")
     assert [d["delta"]["stop_reason"] for n, d in events if n == "message_delta"] == ["max_tokens"]
+
+
+def test_the_doctor_runs_to_the_end_on_both_transports(llama_url: str, tmp_path: Path):
+    from fcc.commands.doctor import CHECKS, Doctor, claude_code_tools, run
+    from fcc.engine.catalog.config import ModelRef
+    from fcc.engine.routing.runtime import running
+    from fcc.engine.state.memory import MemoryBackend
+    from fcc.engine.state.service import StateService
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"""\
+providers:
+  llama:
+    transport: openai_chat
+    base_url: "{llama_url}/v1"
+    local: true
+  llama_messages: {{transport: anthropic_messages, base_url: "{llama_url}", local: true}}
+state: {{backend: memory}}
+""",
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+
+    async def go() -> list:
+        service = StateService(MemoryBackend(), settings.providers)
+        async with running(KeyStore(environ={}), service) as dispatcher:
+            # Two of Claude Code's tools, not all twelve: with the whole set the 135M model on
+            # two CPU threads needs some 40 s per tool request (the loopback tests use them all).
+            tools = [t for t in claude_code_tools() if t["name"] in ("Bash", "Read")]
+            doctor = Doctor(dispatcher, service, settings, tools)
+            return await run(doctor, [ModelRef("llama", "smollm2"), ModelRef("llama_messages", "smollm2")])
+
+    import asyncio
+
+    for report in asyncio.run(go()):
+        # The tiny model reaches and streams; whatever it manages with tools, every check ran
+        # or says why not, and the verdict follows from them.
+        assert report.checks["reach"].ok and report.checks["stream"].ok, report.wire()
+        assert report.ttft_ms is not None and report.ttft_ms > 0
+        assert set(report.checks) == set(CHECKS) - {"reasoning"}, report.wire()  # not said to reason
+        assert report.verdict in ("works", "degraded", "broken")
+        for check in report.checks.values():
+            assert check.detail

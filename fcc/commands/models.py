@@ -29,6 +29,16 @@ class RuleRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DoctorRow:
+    model: str
+    verdict: str
+    failing: str | None
+    reason: str | None
+    age: str
+    checked: float
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderRow:
     id: str
     name: str
@@ -120,3 +130,36 @@ def live_health(settings: Settings, timeout: float = 0.5) -> dict[str, object] |
         return None
     data = response.json()
     return data if isinstance(data, dict) else None
+
+
+def doctor_rows(settings: Settings) -> list[DoctorRow]:
+    """The last fcc doctor result of each model, from the state store (none if it cannot be read)."""
+    import asyncio
+    import json
+
+    from fcc.engine.routing.evidence import NAMESPACE, finding_of
+    from fcc.engine.state import backend_for
+    from fcc.engine.state.store import StoreError
+
+    async def read() -> dict[str, str]:
+        backend = backend_for(settings.state)
+        await backend.open()
+        try:
+            return await backend.get(NAMESPACE)
+        finally:
+            await backend.close()
+
+    try:
+        stored = asyncio.run(read())
+    except StoreError:
+        return []
+    rows = []
+    for model, value in sorted(stored.items()):
+        found = finding_of(model, value)
+        if found is None:
+            continue
+        checks = json.loads(value).get("checks") or {}
+        failing = next((name for name, c in checks.items() if not c.get("ok")), None)
+        reason = checks[failing].get("detail") if failing else None
+        rows.append(DoctorRow(model, found.verdict, failing, reason, found.age(), found.checked))
+    return rows

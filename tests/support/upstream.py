@@ -5,6 +5,7 @@ The model name picks the behaviour:
   status:CODE          answer CODE with an error body in that protocol (retry-after on 429)
   agent:echo           a tiny agent: first a Bash tool call, then an answer quoting its result
   agent:spawn          Claude Code's main agent handing work to a subagent (its Agent tool)
+  doctor:KIND[:DELAY]  shapes fcc doctor tells apart: agent, thinker, astext, schema400, talker
   text:WORDS           a plain streamed answer of WORDS
   fault:NAME[:ARG]     reset_before, reset_mid, malformed, slow_first:SECONDS, hang,
                        trickle:SECONDS (one word every SECONDS, five words)
@@ -146,12 +147,36 @@ class Upstream:
         if kind == "fault":
             name, _, fault_arg = arg.partition(":")
             return await self._fault(name, fault_arg)
+        if kind == "doctor":
+            return await self._doctor(arg, body)
         if kind == "agent" and arg == "spawn":
             return self._respond(self._stream(_openai_spawner(body)))
         if kind == "agent":
             return self._respond(self._stream(_openai_agent(body)))
         words = arg.replace("_", " ") if kind == "text" else "hello from the test upstream"
         return self._respond(self._stream(_openai_text(words)))
+
+    async def _doctor(self, arg: str, body: dict[str, Any]) -> Response:
+        """Models with the shapes fcc doctor must tell apart (tests/doctor/cases.yaml)."""
+        has_tools = bool(body.get("tools"))
+        behaviour, _, delay = arg.partition(":")
+        if delay:
+            await asyncio.sleep(float(delay))
+        if behaviour == "schema400" and has_tools:
+            message = "Invalid schema for function 'Agent': 'additionalProperties' is not supported"
+            return _error(400, {"error": {"message": message, "type": "invalid_request_error"}})
+        if behaviour == "astext" and has_tools:
+            call = '<tool_call>\n{"name": "Bash", "arguments": {"command": "echo fcc-doctor"}}\n</tool_call>'
+            return self._respond(self._stream(_openai_text(call)))
+        words = _openai_text("one two three four five six seven eight")
+        messages = body.get("messages") or [{}]
+        acting = has_tools or messages[-1].get("role") == "tool"
+        if behaviour == "thinker":
+            thought = _chunk({"role": "assistant", "reasoning_content": "Let me think about it."})
+            return self._respond(self._stream([thought, *(_openai_agent(body) if acting else words)]))
+        if behaviour.startswith("agent") and acting:  # agent, agent-says-it-reasons…
+            return self._respond(self._stream(_openai_agent(body)))
+        return self._respond(self._stream(words))
 
     async def messages(self, request: Request) -> Response:
         body = await self._record(request)

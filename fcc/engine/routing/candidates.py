@@ -23,8 +23,16 @@ from fcc.engine.routing.router import Candidate, Route
 # the prompt counts as too long for that window instead.
 MIN_OUTPUT = 1024
 
-# Evidence from elsewhere (the doctor's last run): a reason to skip, or None.
-Evidence = Callable[[Candidate, Features], str | None]
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """Evidence from elsewhere (the doctor's last run) against a candidate."""
+
+    reason: str
+    hard: bool  # True: never sent such a request; False: tried only when nothing else can be
+
+
+Evidence = Callable[[Candidate, Features], Learned | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +112,29 @@ def plan(route: Route, features: Features, evidence: Evidence | None = None) -> 
     """The attempts for `route`: every candidate that fits, in order; when none does, the
     ones that fit once degraded; when none of those either, no attempt and the error."""
     fits: list[tuple[Candidate, _Fit]] = []
+    doubts: dict[str, str] = {}  # candidates the doctor found unreachable: a last resort
     for candidate in route.candidates:
         fit = _fit(candidate, features)
         learned = evidence(candidate, features) if evidence is not None else None
-        if learned:
-            fit = _Fit((*fit.reasons, learned))
+        if learned is not None and learned.hard:
+            fit = _Fit((*fit.reasons, learned.reason))
+        elif learned is not None:
+            doubts[candidate.label] = learned.reason
         fits.append((candidate, fit))
-    whole = [Attempt(c) for c, f in fits if not f.reasons]
-    degraded = [Attempt(c, f.max_tokens, f.images_as_text) for c, f in fits if f.degradable]
+    trusted = [(c, f) for c, f in fits if c.label not in doubts]
+    whole = [Attempt(c) for c, f in trusted if not f.reasons]
+    degraded = [Attempt(c, f.max_tokens, f.images_as_text) for c, f in trusted if f.degradable]
+    resort = [
+        Attempt(c, f.max_tokens, f.images_as_text) for c, f in fits if c.label in doubts and not f._hard
+    ]
+    attempts = tuple(whole or degraded or resort)
     verdicts = []
     for candidate, fit in fits:
-        if not fit.reasons:
+        doubt = doubts.get(candidate.label)
+        if doubt is not None:
+            used = any(a.candidate == candidate for a in attempts)
+            verdicts.append(Verdict(candidate.label, used, f"last resort ({doubt})" if used else doubt))
+        elif not fit.reasons:
             verdicts.append(Verdict(candidate.label, True))
         elif fit.degradable and not whole:
             how = "; ".join(fit.reasons)
@@ -123,7 +143,6 @@ def plan(route: Route, features: Features, evidence: Evidence | None = None) -> 
             verdicts.append(Verdict(candidate.label, True, f"degraded ({how}): {fix}"))
         else:
             verdicts.append(Verdict(candidate.label, False, "; ".join(fit.reasons)))
-    attempts = tuple(whole or degraded)
     error = None if attempts else _no_fit(route, features, [f for _, f in fits])
     return Plan(attempts, tuple(verdicts), error)
 

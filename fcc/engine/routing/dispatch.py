@@ -25,6 +25,7 @@ from fcc.engine.routing.candidates import Attempt, Plan
 from fcc.engine.routing.router import Route
 from fcc.engine.routing.strategies import RoundRobin, order
 from fcc.engine.state.admission import Admission, Lease
+from fcc.engine.state.records import RequestRecord
 from fcc.engine.state.service import StateService
 from fcc.engine.translate.events import ErrorEvent, Event, MessageDelta, MessageStart, Ping
 from fcc.engine.translate.upstream_errors import in_stream
@@ -55,6 +56,31 @@ class TurnRecord:
     cached_tokens: int = 0
     probe: str | None = None
     skipped: tuple[str, ...] = ()  # candidates not tried, "PROVIDER/MODEL: why"
+
+    def finished(self, status: int) -> RequestRecord:
+        """The record the store keeps of it (never any prompt text)."""
+        duration = (time.perf_counter() - self.started) * 1000
+        ttft = self.ttft_ms()
+        return RequestRecord(
+            time=self.arrived,
+            session=self.session,
+            model=self.requested,
+            tier=self.tier,
+            rule=self.rule,
+            skipped=self.skipped,
+            route=self.served_by,
+            attempts=tuple(self.attempts),
+            probe=self.probe,
+            status=status,
+            ttft_ms=round(ttft, 2) if ttft is not None else None,
+            duration_ms=round(duration, 2),
+            overhead_ms=round(duration - self.upstream_s * 1000, 3),
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cached_tokens=self.cached_tokens,
+            error_type=self.error_type,
+            stream=self.stream,
+        )
 
     def ttft_ms(self) -> float | None:
         return None if self.first_token is None else (self.first_token - self.started) * 1000

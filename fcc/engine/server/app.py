@@ -18,7 +18,7 @@ from starlette.routing import Route
 from fcc.engine.catalog.config import Settings
 from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ClientError, FccError
-from fcc.engine.routing.dispatch import Dispatcher
+from fcc.engine.routing.runtime import running
 from fcc.engine.server import admin, messages
 from fcc.engine.server.edge import error_response
 from fcc.engine.server.state import AppState
@@ -26,7 +26,6 @@ from fcc.engine.state import backend_for
 from fcc.engine.state.records import JsonLines
 from fcc.engine.state.service import StateService
 from fcc.engine.state.store import Backend
-from fcc.engine.transports import TRANSPORTS
 
 log = logging.getLogger("fcc.server")
 
@@ -37,8 +36,10 @@ def create_app(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     store: Backend | None = None,
+    doctor: bool = False,
 ) -> Starlette:
-    """`store`: a backend to use instead of the one settings.state names (tests)."""
+    """`store`: a backend to use instead of the one settings.state names (tests). `doctor`:
+    examine every routed model in the background once serving (fcc serve --doctor)."""
     server = settings.server
     service = StateService(
         store or backend_for(settings.state),
@@ -57,26 +58,20 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # Timeouts are enforced per provider in the transport loop; redirects are never
-        # followed, so an upstream cannot send fcc (and a key) to another host.
-        async with httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(None, connect=30.0),
-            follow_redirects=False,
-            # Keep every connection the limit allows: reopening them under load cost more
-            # than the pool's own bookkeeping (bench/RESULTS.md).
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=512),
-            trust_env=False,
-        ) as client:
-            await service.start()  # StoreError: the store cannot be opened, and says why
-            adapters = {name: factory() for name, factory in TRANSPORTS.items()}
-            state.dispatcher = Dispatcher(client, adapters, state.keys, service)
+        async with running(state.keys, service, transport) as dispatcher:
+            state.dispatcher = dispatcher
             state.loop = asyncio.get_running_loop()
+            await state.learn()
+            jobs = [asyncio.create_task(_keep_learning(state))]
+            if doctor:
+                jobs.append(asyncio.create_task(_run_doctor(state)))
             try:
                 yield
             finally:
+                for job in jobs:
+                    job.cancel()
+                await asyncio.gather(*jobs, return_exceptions=True)
                 state.dispatcher = None
-                await service.stop()
 
     async def on_client_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ClientError)
@@ -123,3 +118,32 @@ def create_app(
     )
     app.state.fcc = state  # the routes' shared state; tests read health and limits from it
     return app
+
+
+LEARN_EVERY = 15.0  # seconds between reads of the doctor's results (another process may write them)
+
+
+async def _keep_learning(state: AppState) -> None:
+    while True:
+        await asyncio.sleep(LEARN_EVERY)
+        try:
+            await state.learn()
+        except FccError as exc:
+            log.warning("cannot read the doctor's results: %s", exc)
+
+
+async def _run_doctor(state: AppState) -> None:
+    from fcc.commands.doctor import Doctor, claude_code_tools, run, targets
+
+    assert state.dispatcher is not None
+    refs = targets(state.settings, [], None, state.keys)
+    log.info("fcc doctor: examining %d models in the background", len(refs))
+    try:
+        reports = await run(Doctor(state.dispatcher, state.state, state.settings, claude_code_tools()), refs)
+    except Exception:
+        log.exception("fcc doctor stopped")
+        return
+    await state.learn()
+    for r in reports:
+        failing = f" ({r.failing}: {r.checks[r.failing].detail})" if r.failing else ""
+        log.info("fcc doctor: %s %s%s", r.model, r.verdict, failing)

@@ -3,6 +3,7 @@ every worker sharing it, today (UTC) for totals, the last hour for the chart."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from dataclasses import asdict
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 
 from fcc import __version__
 from fcc.commands.models import rule_rows, tier_rows
+from fcc.engine.routing.evidence import finding_of
 from fcc.engine.server.state import AppState
 from fcc.engine.state.admission import Usage
 from fcc.engine.state.metrics import render
@@ -160,6 +162,7 @@ async def dashboard(state: AppState) -> JSON:
         "routes": [asdict(r) for r in rule_rows(state.settings)],
         "rules": {k: int(f.get("requests", 0)) for k, f in dims["rule"].items()},
         "skipped": {k: int(f.get("requests", 0)) for k, f in dims["skipped"].items()},
+        "doctor": _doctor(state.doctor, now),
         "recent": [r.wire() for r in await svc.recent(RECENT)],
         "totals": _totals(dims["total"].get("", {})),
     }
@@ -223,3 +226,24 @@ def _sessions(sessions: dict[str, dict[str, float]]) -> list[JSON]:
         }
         for sid, f in newest
     ]
+
+
+def _doctor(stored: dict[str, str], now: float) -> list[JSON]:
+    """Each model's last fcc doctor verdict, the check it failed, and how old it is."""
+    out = []
+    for model, value in sorted(stored.items()):
+        found = finding_of(model, value)
+        if found is None:
+            continue
+        checks = json.loads(value).get("checks") or {}
+        failing = next((name for name, c in checks.items() if not c.get("ok")), None)
+        out.append(
+            {
+                "model": model,
+                "verdict": found.verdict,
+                "failing": failing,
+                "reason": checks[failing].get("detail") if failing else None,
+                "age": found.age(now),
+            }
+        )
+    return out

@@ -8,7 +8,6 @@ import ipaddress
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +20,8 @@ from fcc.engine.errors import ClientError
 from fcc.engine.probes import Probe
 from fcc.engine.routing.candidates import Evidence
 from fcc.engine.routing.dispatch import Dispatcher, TurnRecord
+from fcc.engine.routing.evidence import KEEP, NAMESPACE, evidence, finding_of, findings
 from fcc.engine.server.edge import error_response
-from fcc.engine.state.records import RequestRecord
 from fcc.engine.state.service import StateService
 from fcc.engine.translate.tokens import ToolSizes
 from fcc.engine.types import JSON
@@ -40,34 +39,32 @@ class AppState:
     loop: asyncio.AbstractEventLoop | None = None
     tool_sizes: ToolSizes = field(default_factory=ToolSizes)
     evidence: Evidence | None = None  # what the doctor learned (a reason to skip a candidate)
+    doctor: dict[str, str] = field(default_factory=dict)  # its stored results, by PROVIDER/MODEL
+
+    async def learn(self) -> None:
+        """Reads the doctor's results from the store (another process may have run it)."""
+        self.doctor = await self.state.get(NAMESPACE)
+        self.evidence = evidence(findings(self.doctor))
+
+    def trust(self, label: str) -> None:
+        """A candidate the doctor found unreachable just answered: that finding is over."""
+        stored = self.doctor.get(label)
+        found = finding_of(label, stored) if stored else None
+        if found is None or not found.reach_failed:
+            return
+        data = json.loads(stored or "{}")
+        data.setdefault("checks", {})["reach"] = {"ok": True, "detail": "answered a request since"}
+        self.doctor[label] = json.dumps(data)
+        self.evidence = evidence(findings(self.doctor))
+        self.state.keep(NAMESPACE, {label: self.doctor[label]}, KEEP)
 
     def finish(self, record: TurnRecord, status: int) -> float:
         """Log, keep and count a finished request; returns fcc's own share of it in ms."""
-        now = time.perf_counter()
-        duration = (now - record.started) * 1000
-        overhead = duration - record.upstream_s * 1000
-        ttft = record.ttft_ms()
-        kept = RequestRecord(
-            time=record.arrived,
-            session=record.session,
-            model=record.requested,
-            tier=record.tier,
-            rule=record.rule,
-            skipped=record.skipped,
-            route=record.served_by,
-            attempts=tuple(record.attempts),
-            probe=record.probe,
-            status=status,
-            ttft_ms=round(ttft, 2) if ttft is not None else None,
-            duration_ms=round(duration, 2),
-            overhead_ms=round(overhead, 3),
-            input_tokens=record.input_tokens,
-            output_tokens=record.output_tokens,
-            cached_tokens=record.cached_tokens,
-            error_type=record.error_type,
-            stream=record.stream,
-        )
+        kept = record.finished(status)
+        ttft, duration, overhead = kept.ttft_ms, kept.duration_ms, kept.overhead_ms or 0.0
         self.state.add(kept)  # queued: the store writes it off this path
+        if status < 400 and record.served_by and record.served_by in self.doctor:
+            self.trust(record.served_by)
         tried = f" tried={','.join(record.attempts)}" if len(record.attempts) > 1 else ""
         log.info(
             "%s %s → %s %s %d ttft=%s dur=%.0fms in=%d out=%d cached=%d%s%s",

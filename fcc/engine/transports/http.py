@@ -64,7 +64,13 @@ async def stream_turn(
     del request
     try:
         async with asyncio.timeout(timeouts.first_byte):
-            response = await client.send(outgoing, stream=True)
+            try:
+                response = await client.send(outgoing, stream=True)
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                # A kept-alive connection the server had already closed (llama.cpp and others
+                # drop idle ones): nothing was answered, so the request goes once more, on a
+                # fresh connection.
+                response = await client.send(outgoing, stream=True)
     except TimeoutError:
         raise UpstreamError(
             f"{who(turn)} did not answer within {timeouts.first_byte:g}s",

@@ -263,6 +263,22 @@
     fill("quotas", rows, 4, "No daily quota on the providers this config uses.");
   }
 
+  function drawDoctor(d) {
+    const cls = { works: "ok", degraded: "warn", broken: "bad" };
+    const rows = (d.doctor || []).map((r) =>
+      el(
+        "tr",
+        { class: r.verdict === "broken" ? "bad" : null },
+        el("td", null, el("span", { class: "mono" }, r.model)),
+        el("td", null, el("span", { class: "pill " + (cls[r.verdict] || "") }, r.verdict)),
+        el("td", null, r.failing || "–"),
+        el("td", { class: "wrap small" }, r.reason || "–"),
+        el("td", { class: "dim" }, `${r.age} ago`),
+      ),
+    );
+    fill("doctor", rows, 5, "No doctor results yet: run fcc doctor (or fcc serve --doctor).");
+  }
+
   function drawStore(d) {
     const banner = $("store-banner");
     const s = d.store || {};
@@ -635,7 +651,8 @@
 
   function draw(d) {
     const parts = [
-      drawStore, drawHeader, drawTiers, drawProviders, drawQuotas, drawRules, drawProbes, drawSessions, drawRecent, drawChart,
+      drawStore, drawHeader, drawTiers, drawProviders, drawQuotas, drawDoctor, drawRules, drawProbes, drawSessions,
+      drawRecent, drawChart,
     ];
     for (const part of parts) {
       try {

@@ -1,0 +1,38 @@
+"""The engine at work outside any server: one upstream client, the state store, the
+dispatcher. The server's lifespan runs it, and so does `fcc doctor`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+
+from fcc.engine.catalog.secrets import KeyStore
+from fcc.engine.routing.dispatch import Dispatcher
+from fcc.engine.state.service import StateService
+from fcc.engine.transports import TRANSPORTS
+
+
+@contextlib.asynccontextmanager
+async def running(
+    keys: KeyStore, service: StateService, transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[Dispatcher]:
+    """Opens the store (StoreError says why it cannot be) and yields a dispatcher; closes both."""
+    # Timeouts are enforced per provider in the transport loop; redirects are never
+    # followed, so an upstream cannot send fcc (and a key) to another host.
+    async with httpx.AsyncClient(
+        transport=transport,
+        timeout=httpx.Timeout(None, connect=30.0),
+        follow_redirects=False,
+        # Keep every connection the limit allows: reopening them under load cost more
+        # than the pool's own bookkeeping (bench/RESULTS.md).
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=512),
+        trust_env=False,
+    ) as client:
+        await service.start()
+        try:
+            adapters = {name: factory() for name, factory in TRANSPORTS.items()}
+            yield Dispatcher(client, adapters, keys, service)
+        finally:
+            await service.stop()
