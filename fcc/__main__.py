@@ -1,3 +1,3 @@
-from fcc.cli import main
+from fcc.launch import main
 
 main()

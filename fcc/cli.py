@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="fcc",
     help="Run the Claude Code client on any model: a local Anthropic Messages proxy.",
-    epilog="Example: fcc init && fcc check && fcc serve, then "
+    epilog="Example: fcc init && fcc check && fcc claude; or fcc serve, then "
     "ANTHROPIC_BASE_URL=http://127.0.0.1:8082 ANTHROPIC_AUTH_TOKEN=anything claude",
     no_args_is_help=True,
     add_completion=False,
@@ -115,6 +115,13 @@ def init(
         out.print(f"wrote {path}", markup=False, highlight=False)
     out.print(
         f"next: put your keys in {result.written[1]}, edit the tiers, then run `fcc check`", markup=False
+    )
+    out.print("then start Claude Code on fcc with: fcc claude", markup=False)
+    out.print(
+        "for fcc's status line in Claude Code, add to ~/.claude/settings.json:\n"
+        '  "statusLine": {"type": "command", "command": "fcc statusline"}',
+        markup=False,
+        highlight=False,
     )
 
 
@@ -492,6 +499,40 @@ def _doctor_table(reports: list[Report]) -> Table:
         rate = f"{r.tokens_per_s:.0f}" if r.tokens_per_s is not None else "-"
         table.add_row(r.model, r.verdict, failing or "-", why, ttft, rate)
     return table
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def claude(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+) -> None:
+    """Start Claude Code wired to fcc (starting fcc for as long as it runs, if none answers).
+    Every other argument goes to claude unchanged.
+
+    Example: fcc claude -p "explain this repo" --output-format json
+    """
+    from fcc.commands.claude import LaunchError, launch
+
+    settings = _settings(config)
+    try:
+        code = launch(settings, config, list(ctx.args))
+    except LaunchError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+@app.command()
+def statusline(config: ConfigOpt = None) -> None:
+    """One line for Claude Code's status line: the route of the session's last turn, its
+    tokens, and a mark when that route is in trouble. Reads Claude Code's JSON on stdin.
+
+    Settings: {"statusLine": {"type": "command", "command": "fcc statusline"}}
+    """
+    from fcc.commands.claude import address
+    from fcc.commands.statusline import main as show
+
+    settings = _settings(config)
+    raise typer.Exit(show(address(settings), settings.server.auth_token or ""))
 
 
 @app.command()

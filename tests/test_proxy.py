@@ -266,7 +266,10 @@ def test_models_list_is_anthropic_shaped_with_claude_ids(client: anthropic.Anthr
     models = client.models.list()
     ids = [m.id for m in models.data]
     assert ids and all("claude" in i for i in ids)
-    assert any("replay/agent:echo" in m.display_name for m in models.data)
+    entries = response.json()["data"]
+    haiku = next(e for e in entries if e["id"] == "claude-haiku-fcc")
+    assert haiku["display_name"] == "Haiku tier → text:hi_there · Replay upstream"
+    assert haiku["description"].startswith("replay/text:hi_there")  # the route, for the picker's subtitle
     # Each alias routes back to its tier.
     msg = client.messages.create(model="claude-haiku-fcc", max_tokens=10, messages=USER)
     assert msg.content[0].text == "hi there"

@@ -16,7 +16,7 @@ def test_quickstart_has_exactly_two_commands_and_ci_runs_the_test_one():
     blocks = re.findall(r"```sh\n(.*?)```", quickstart, re.S)
     commands = [b.strip() for b in blocks[:2]]
     assert len(commands) == 2 and all("\n" not in c for c in commands)
-    assert commands[0].endswith("fcc serve")
+    assert commands[0].endswith("fcc claude") and "npm install -g @anthropic-ai/claude-code" in commands[0]
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text(encoding="utf-8")
     assert commands[1] in ci
 

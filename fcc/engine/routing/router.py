@@ -66,11 +66,28 @@ def _tier_route(requested: str, tier: str, settings: Settings) -> Route:
     return Route(requested, tier, candidates, spec.thinking, strategy=spec.strategy)
 
 
+# The ids /v1/models advertises for each model (Claude Code keeps only ids with "claude" in
+# them): claude-fcc/PROVIDER/MODEL, and its twin with thinking forced off.
+MODEL_PREFIX = "claude-fcc/"
+NO_THINKING_PREFIX = "claude-fcc-nothink/"
+
+
+def model_id(ref: str, thinking: bool = True) -> str:
+    return (MODEL_PREFIX if thinking else NO_THINKING_PREFIX) + ref
+
+
 def direct(model_name: str, settings: Settings) -> Route | None:
-    """A client naming PROVIDER/MODEL itself, or a tier alias claude-TIER-fcc."""
-    provider_id, sep, rest = model_name.partition("/")
+    """A client naming PROVIDER/MODEL itself (or an advertised claude-fcc/PROVIDER/MODEL), or a
+    tier alias claude-TIER-fcc."""
+    thinking: bool | None = None
+    name = model_name
+    if name.startswith(NO_THINKING_PREFIX):
+        name, thinking = name[len(NO_THINKING_PREFIX) :], False
+    elif name.startswith(MODEL_PREFIX):
+        name = name[len(MODEL_PREFIX) :]
+    provider_id, sep, rest = name.partition("/")
     if sep and rest and provider_id in settings.providers:
-        return Route(model_name, None, (Candidate(settings.providers[provider_id], rest),), None)
+        return Route(model_name, None, (Candidate(settings.providers[provider_id], rest),), thinking)
     if model_name.startswith("claude-") and model_name.endswith("-fcc"):
         tier = model_name[len("claude-") : -len("-fcc")]
         if tier in settings.tiers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 from pathlib import Path
 
 from starlette.requests import Request
@@ -27,7 +28,9 @@ async def hello(request: Request) -> Response:
     # Claude Code preconnects with HEAD / and HEAD /api/hello: answer at once, no auth.
     if request.method == "HEAD":
         return Response(status_code=200)
-    return JSONResponse({"name": "fcc", "version": __version__, "dashboard": "/dashboard"})
+    return JSONResponse(
+        {"name": "fcc", "version": __version__, "dashboard": "/dashboard", "pid": os.getpid()}
+    )
 
 
 def _admin_ok(request: Request) -> bool:
@@ -55,7 +58,16 @@ def _admin_denied(request: Request) -> Response:
 async def health(request: Request) -> Response:
     if not token_ok(request):
         return deny()
-    return JSONResponse(await snapshot.health(state_of(request)))
+    body = await snapshot.health(state_of(request))
+    body["pid"] = os.getpid()  # which process answers: fcc claude tells its own server from another
+    return JSONResponse(body)
+
+
+async def session(request: Request) -> Response:
+    if not token_ok(request):
+        return deny()
+    sid = request.path_params["session"][:64]
+    return JSONResponse(await snapshot.session(state_of(request), sid), headers={"cache-control": "no-store"})
 
 
 async def metrics(request: Request) -> Response:

@@ -20,6 +20,7 @@ from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ClientError, FccError
 from fcc.engine.routing.runtime import running
 from fcc.engine.server import admin, messages
+from fcc.engine.server.catalog_models import build as build_models
 from fcc.engine.server.edge import error_response
 from fcc.engine.server.state import AppState
 from fcc.engine.state import backend_for
@@ -55,6 +56,7 @@ def create_app(
         state=service,
         probes=settings.active_probes,
     )
+    state.models = build_models(settings, state.keys)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -108,6 +110,7 @@ def create_app(
             Route("/", admin.hello, methods=["GET", "HEAD"]),
             Route("/api/hello", admin.hello, methods=["GET", "HEAD"]),
             Route("/health", admin.health, methods=["GET"]),
+            Route("/session/{session}", admin.session, methods=["GET"]),
             Route("/metrics", admin.metrics, methods=["GET"]),
             Route("/dashboard", admin.dashboard, methods=["GET"]),
             Route("/dashboard/data", admin.dashboard_data, methods=["GET"]),

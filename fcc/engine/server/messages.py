@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from fcc.engine.catalog.config import Settings
 from fcc.engine.errors import UpstreamError
 from fcc.engine.probes import Probe, answer_events, find_probe
 from fcc.engine.request.features import features_of
@@ -29,8 +28,6 @@ from fcc.engine.translate.events import MessageAccumulator, encode
 from fcc.engine.translate.tokens import count_tokens
 from fcc.engine.translate.validate import check_request
 from fcc.engine.types import JSON
-
-_MODELS_CREATED = "2026-01-01T00:00:00Z"
 
 
 async def messages(request: Request) -> Response:
@@ -155,30 +152,15 @@ async def count(request: Request) -> Response:
     return JSONResponse({"input_tokens": count_tokens(body, state_of(request).tool_sizes)})
 
 
-def model_aliases(settings: Settings) -> list[JSON]:
-    """One claude-shaped id per tier, so Claude Code's gateway model discovery keeps them."""
-    out = []
-    for tier, spec in settings.tiers.items():
-        provider = settings.providers[spec.target.provider]
-        info = provider.model(spec.target.model)
-        entry: JSON = {
-            "type": "model",
-            "id": f"claude-{tier}-fcc",
-            "display_name": f"{tier.capitalize()} → {spec.target}",
-            "created_at": _MODELS_CREATED,
-        }
-        if info is not None and info.context_window:
-            entry["max_input_tokens"] = info.context_window
-        cap = provider.output_cap(spec.target.model)
-        if cap:
-            entry["max_tokens"] = cap
-        out.append(entry)
-    return out
-
-
 async def models(request: Request) -> Response:
     if not token_ok(request):
         return deny()
-    data = model_aliases(state_of(request).settings)
-    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
-    return JSONResponse({"data": data, "has_more": False, "first_id": first, "last_id": last})
+    state = state_of(request)
+    params = request.query_params
+    raw = params.get("limit", "20")
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        return error_response(
+            400, "invalid_request_error", f"limit: a whole number from 1 to 1000, not {raw!r}"
+        )
+    page = state.models.page(int(raw), params.get("after_id"), params.get("before_id"))
+    return JSONResponse(page)

@@ -247,3 +247,38 @@ def _doctor(stored: dict[str, str], now: float) -> list[JSON]:
             }
         )
     return out
+
+
+QUOTA_WARNING = 0.9  # a daily quota this far spent is worth a mark in the status line
+
+
+async def session(state: AppState, sid: str) -> JSON:
+    """What fcc statusline shows for one Claude Code session: the route of its last request,
+    its tokens today, and whether that route is in trouble (circuit open, quota nearly spent)."""
+    svc = state.state
+    last = await svc.last(sid)
+    today = svc.today()
+    rows = [r for r in await svc.days(today, today, ["session"]) if r.key == sid]
+    totals = _totals(rows[0].fields) if rows else _totals({})
+    warnings: list[str] = []
+    route = last.route if last is not None else None
+    if route and not route.startswith("probe:"):
+        circuit = (await svc.circuits()).get(route)
+        if circuit is not None and circuit.get("state") == "open":
+            warnings.append(f"circuit open ({circuit.get('last_error')})")
+        scopes = {route, route.split("/", 1)[0]}
+        for u in await svc.usage_now():
+            if u.key not in scopes:
+                continue
+            for used, limit, what in (
+                (u.requests, u.requests_per_day, "requests"),
+                (u.tokens, u.tokens_per_day, "tokens"),
+            ):
+                if limit and used >= QUOTA_WARNING * limit:
+                    warnings.append(f"{u.key} {what} quota {used}/{limit} today")
+    return {
+        "session": sid,
+        "last": last.wire() if last is not None else None,
+        "today": totals,
+        "warnings": warnings,
+    }

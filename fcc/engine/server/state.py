@@ -21,6 +21,7 @@ from fcc.engine.probes import Probe
 from fcc.engine.routing.candidates import Evidence
 from fcc.engine.routing.dispatch import Dispatcher, TurnRecord
 from fcc.engine.routing.evidence import KEEP, NAMESPACE, evidence, finding_of, findings
+from fcc.engine.server.catalog_models import ModelList
 from fcc.engine.server.edge import error_response
 from fcc.engine.state.service import StateService
 from fcc.engine.translate.tokens import ToolSizes
@@ -40,6 +41,7 @@ class AppState:
     tool_sizes: ToolSizes = field(default_factory=ToolSizes)
     evidence: Evidence | None = None  # what the doctor learned (a reason to skip a candidate)
     doctor: dict[str, str] = field(default_factory=dict)  # its stored results, by PROVIDER/MODEL
+    models: ModelList = field(default_factory=lambda: ModelList(()))  # what GET /v1/models lists
 
     async def learn(self) -> None:
         """Reads the doctor's results from the store (another process may have run it)."""

@@ -77,6 +77,7 @@ class MemoryBackend:
         self._days: dict[tuple[str, str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._minutes: dict[tuple[str, str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._recent: deque[RequestRecord] = deque(maxlen=RECENT)
+        self._last: dict[str, RequestRecord] = {}
         self._counters: dict[tuple[str, str], float] = defaultdict(float)
         self._kv: dict[str, dict[str, tuple[str, float]]] = defaultdict(dict)
         self._view = _View(self)
@@ -133,6 +134,10 @@ class MemoryBackend:
             r, t = self._quota.get((scope, bucket), (0, 0))
             self._quota[(scope, bucket)] = (r, t + tokens)
         self._recent.extend(batch.records)
+        for record in batch.records:
+            sid = record.session
+            if sid and (sid not in self._last or self._last[sid].time <= record.time):
+                self._last[sid] = record
 
     async def days(self, first: str, last: str, dims: Iterable[str]) -> list[Row]:
         wanted = set(dims)
@@ -155,10 +160,15 @@ class MemoryBackend:
     async def counters(self) -> dict[tuple[str, str], float]:
         return dict(self._counters)
 
+    async def last(self, session: str) -> RequestRecord | None:
+        return self._last.get(session)
+
     async def prune(self, before: float, now: float) -> None:
         cutoff = time.strftime("%Y-%m-%d", time.gmtime(before))
         for key in [k for k in self._days if k[0] < cutoff]:
             del self._days[key]
+        for session in [s for s, r in self._last.items() if r.time < before]:
+            del self._last[session]
         minute = int(now // 60) - 120
         for key in [k for k in self._minutes if int(k[0]) < minute]:
             del self._minutes[key]

@@ -258,8 +258,11 @@ class RedisBackend:
             pipe.hincrby(q, "tokens", tokens)
             pipe.expire(q, int(2 * DAY))
         for r in batch.records:
+            data = json.dumps(r.wire(), separators=(",", ":"))
             # Redis numbers the entries (several writers may add at once); the record carries its time.
-            pipe.xadd(self._key("records"), {"d": json.dumps(r.wire(), separators=(",", ":"))})
+            pipe.xadd(self._key("records"), {"d": data})
+            if r.session:
+                pipe.set(self._key("last", r.session), data, ex=int(2 * DAY))
         for name in touched:
             pipe.expire(name, int(self.retention + 2 * DAY))
         await self._call(pipe.execute())
@@ -298,6 +301,10 @@ class RedisBackend:
     async def recent(self, limit: int) -> list[RequestRecord]:
         rows = await self._call(self._client.xrevrange(self._key("records"), count=limit))
         return [record_from_wire(json.loads(fields["d"])) for _, fields in rows]
+
+    async def last(self, session: str) -> RequestRecord | None:
+        data = await self._call(self._client.get(self._key("last", session)))
+        return record_from_wire(json.loads(data)) if data else None
 
     async def counters(self) -> dict[tuple[str, str], float]:
         values = await self._call(self._client.hgetall(self._key("counters")))

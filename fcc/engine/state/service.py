@@ -345,3 +345,6 @@ class StateService:
 
     async def counters(self) -> dict[tuple[str, str], float]:
         return await self._read(self.backend.counters, self._local.counters)
+
+    async def last(self, session: str) -> RequestRecord | None:
+        return await self._read(lambda: self.backend.last(session), lambda: self._local.last(session))

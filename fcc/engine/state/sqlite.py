@@ -55,6 +55,8 @@ CREATE INDEX IF NOT EXISTS windows_key ON windows(key, t);
 CREATE TABLE IF NOT EXISTS leases(key TEXT, id TEXT, expires REAL, PRIMARY KEY(key, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quota(key TEXT, bucket TEXT, requests INTEGER NOT NULL DEFAULT 0,
     tokens INTEGER NOT NULL DEFAULT 0, expires REAL, PRIMARY KEY(key, bucket)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS last_by_session(session TEXT PRIMARY KEY, time REAL NOT NULL, data TEXT NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS circuits(key TEXT PRIMARY KEY, data TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv(ns TEXT, key TEXT, value TEXT, expires REAL,
     PRIMARY KEY(ns, key)) WITHOUT ROWID;
@@ -271,10 +273,16 @@ class SqliteBackend:
         counters = [(name, labels, n) for (name, labels), n in batch.counters.items()]
         tokens = [(scope, bucket, n) for (scope, bucket), n in batch.tokens.items()]
         records = [(r.time, json.dumps(r.wire(), separators=(",", ":"))) for r in batch.records]
+        latest = [(r.session, t, d) for r, (t, d) in zip(batch.records, records, strict=True) if r.session]
 
         def step() -> None:
             with self._tx() as db:
                 db.executemany("INSERT INTO records(time, data) VALUES (?, ?)", records)
+                db.executemany(
+                    "INSERT INTO last_by_session(session, time, data) VALUES (?, ?, ?) ON CONFLICT DO UPDATE "
+                    "SET time = excluded.time, data = excluded.data WHERE excluded.time >= time",
+                    latest,
+                )
                 db.executemany(_ADD.format(t="days"), days)
                 db.executemany(_MAX.format(t="days"), seen)
                 db.executemany(_ADD.format(t="minutes"), minutes)
@@ -315,6 +323,10 @@ class SqliteBackend:
         rows = self._read("SELECT data FROM records ORDER BY time DESC LIMIT ?", (limit,))
         return [record_from_wire(json.loads(d)) for (d,) in rows]
 
+    async def last(self, session: str) -> RequestRecord | None:
+        rows = self._read("SELECT data FROM last_by_session WHERE session = ?", (session,))
+        return record_from_wire(json.loads(rows[0][0])) if rows else None
+
     async def counters(self) -> dict[tuple[str, str], float]:
         return {(n, labels): v for n, labels, v in self._read("SELECT name, labels, value FROM counters")}
 
@@ -325,6 +337,7 @@ class SqliteBackend:
         def step() -> None:
             with self._tx() as db:
                 db.execute("DELETE FROM records WHERE time < ?", (before,))
+                db.execute("DELETE FROM last_by_session WHERE time < ?", (before,))
                 db.execute("DELETE FROM days WHERE bucket < ?", (day,))
                 db.execute("DELETE FROM minutes WHERE bucket < ?", (minute,))
                 db.execute("DELETE FROM windows WHERE t < ?", (now - 120,))

@@ -1,0 +1,17 @@
+"""The `fcc` executable. Claude Code runs `fcc statusline` after every turn, so that command
+starts without the CLI's imports (typer, rich, the catalog); everything else goes to fcc.cli."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args[:1] == ["statusline"] and not any(a.startswith("-") for a in args[1:]):
+        from fcc.commands.statusline import main as statusline
+
+        sys.exit(statusline())
+    from fcc.cli import main as cli
+
+    cli()
