@@ -97,11 +97,16 @@ def request_rates(budget: float = 1.0) -> list[Rate]:
     ]
 
 
-_TEN_RULES = "routes:\n" + "".join(
-    # Each rule's cheap conditions hold and its wording does not: every rule is read through.
-    f"  - name: rule{i}\n    when: {{family: opus, system: {{contains: 'not there {i}'}}}}\n    use: opus\n"
-    for i in range(9)
-) + "  - name: last\n    when: {input_tokens_over: 1000000}\n    use: opus\n"
+_TEN_RULES = (
+    "routes:\n"
+    + "".join(
+        # Each rule's cheap conditions hold and its wording does not: every rule is read through.
+        f"  - name: rule{i}\n"
+        f"    when: {{family: opus, system: {{contains: 'not there {i}'}}}}\n    use: opus\n"
+        for i in range(9)
+    )
+    + "  - name: last\n    when: {input_tokens_over: 1000000}\n    use: opus\n"
+)
 
 
 def routing_rates(budget: float = 1.0) -> list[Rate]:

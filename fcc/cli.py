@@ -365,8 +365,12 @@ def serve(
             access_log=False,
         )
         return
+    from fcc.engine.server.reload import POLL, Source
+
     uvicorn.run(
-        create_app(settings, _keys(settings), doctor=run_doctor),
+        create_app(
+            settings, _keys(settings), doctor=run_doctor, source=Source(config, overrides), watch=POLL
+        ),
         host=s.host,
         port=s.port,
         log_level="warning",

@@ -171,7 +171,9 @@ def test_data_has_the_shape_the_page_draws(fcc_url: str):
         "store",
         "quotas",
         "doctor",
+        "reload",
     }
+    assert snap["reload"] is None  # nothing reloaded yet
     assert snap["store"]["backend"] == "sqlite" and snap["store"]["degraded"] is False
     assert snap["quotas"] == [] and snap["doctor"] == []
     assert snap["routes"] == [] and snap["rules"] == {} and snap["skipped"] == {}
@@ -385,6 +387,25 @@ def test_dashboard_in_a_real_browser(chromium: Any, tmp_path: Path, live_upstrea
         tokened.wait_for_selector("#live[data-state=ok]", timeout=10_000)
         for name in ("dashboard.css", "dashboard.js", "data"):
             assert f"{url}/dashboard/{name}?token=t%26k" in asked, asked
+
+        # A config that does not validate: the old settings keep serving and the page says
+        # where to fix it; fixed, it says what changed.
+        notice = page.locator("#reload-notice")
+        assert notice.is_hidden()
+        good = path.read_text()
+        path.write_text(good.replace("  haiku: replay/text:hi_there", "  haiku: nowhere/model"))
+        assert httpx.post(f"{url}/admin/reload").status_code == 422
+        page.wait_for_selector("#reload-notice.bad", state="visible", timeout=10_000)
+        assert "not reloaded" in notice.inner_text() and "unknown provider 'nowhere'" in notice.inner_text()
+        assert f"{path}:" in notice.inner_text()
+        path.write_text(good.replace("  haiku: replay/text:hi_there", "  haiku: replay/text:reloaded"))
+        assert httpx.post(f"{url}/admin/reload").status_code == 200
+        page.wait_for_selector("#reload-notice:not(.bad)", state="visible", timeout=10_000)
+        assert "replay/text:reloaded" in notice.inner_text()
+        page.wait_for_function(
+            "document.getElementById('tiers').innerText.includes('replay/text:reloaded')", timeout=10_000
+        )
+        page.screenshot(path=str(ARTIFACTS / "dashboard-reload.png"), full_page=True)
 
     # fcc is gone: the page says so instead of showing stale numbers as live.
     page.wait_for_selector("#live[data-state=error]", timeout=15_000)

@@ -231,11 +231,16 @@ def test_redis_going_away_fails_no_request(tmp_path: Path, live_upstream: Live, 
         degraded = httpx.get(f"{url}/dashboard/data").json()["store"]
         restarted = redis_server.start(port=redis.port, workdir=redis.workdir)
         try:
-            time.sleep(4)  # the store is tried again every 2 s
+            deadline = time.monotonic() + 20  # the store is tried again every 2 s
+            while True:
+                time.sleep(0.5)
+                healthy = httpx.get(f"{url}/dashboard/data").json()["store"]
+                if not healthy["degraded"] or time.monotonic() > deadline:
+                    break
+            time.sleep(1)  # requests keep being served once it is back
             stop.set()
             for w in workers:
                 w.join()
-            healthy = httpx.get(f"{url}/dashboard/data").json()["store"]
         finally:
             restarted.stop()
     assert results and set(results) == {200}, sorted(set(results))

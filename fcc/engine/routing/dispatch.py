@@ -145,7 +145,7 @@ class Dispatcher:
     ) -> None:
         self._client = client
         self._adapters = adapters
-        self._keys = keys
+        self.keys = keys  # swapped when keys.env changes (server/reload.py)
         self.state = state
         self.rotation = RoundRobin()
         self._active: Counter[str] = Counter()  # this process's streams in flight, by provider
@@ -273,7 +273,7 @@ class Dispatcher:
             signatures = await self._signatures(request, provider)
             turn = self._turn(request, attempt, message_id, signatures)
             adapter = self._adapters[provider.transport]
-            async with aclosing(stream_turn(self._client, adapter, turn, self._keys)) as stream:
+            async with aclosing(stream_turn(self._client, adapter, turn, self.keys)) as stream:
                 async for batch in stream:
                     if not flowing:
                         batch = self._first_content(batch, held, request, turn)

@@ -50,7 +50,8 @@ def _admin_denied(request: Request) -> Response:
         return error_response(
             403,
             "permission_error",
-            "the dashboard and /metrics answer only on this machine, or with fcc's auth token",
+            "fcc's operator pages (dashboard, /metrics, /admin) answer only on this machine, "
+            "or with fcc's auth token",
         )
     return deny()
 
@@ -68,6 +69,14 @@ async def session(request: Request) -> Response:
         return deny()
     sid = request.path_params["session"][:64]
     return JSONResponse(await snapshot.session(state_of(request), sid), headers={"cache-control": "no-store"})
+
+
+async def reload(request: Request) -> Response:
+    """POST /admin/reload: read config.yaml, keys.env and the probes again (loopback or token)."""
+    if not _admin_ok(request):
+        return _admin_denied(request)
+    result = await request.app.state.reload("POST /admin/reload")
+    return JSONResponse(result.wire(), status_code=200 if result.ok else 422)
 
 
 async def metrics(request: Request) -> Response:

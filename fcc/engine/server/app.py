@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +25,8 @@ from fcc.engine.routing.runtime import running
 from fcc.engine.server import admin, messages
 from fcc.engine.server.catalog_models import build as build_models
 from fcc.engine.server.edge import error_response
+from fcc.engine.server.reload import Source, reload
+from fcc.engine.server.reload import watch as watch_documents
 from fcc.engine.server.state import AppState
 from fcc.engine.state import backend_for
 from fcc.engine.state.records import JsonLines
@@ -38,9 +43,13 @@ def create_app(
     transport: httpx.AsyncBaseTransport | None = None,
     store: Backend | None = None,
     doctor: bool = False,
+    source: Source | None = None,
+    watch: float | None = None,
 ) -> Starlette:
     """`store`: a backend to use instead of the one settings.state names (tests). `doctor`:
-    examine every routed model in the background once serving (fcc serve --doctor)."""
+    examine every routed model in the background once serving (fcc serve --doctor).
+    `source`: where the settings came from, so SIGHUP and POST /admin/reload can read them
+    again; `watch`: also when the documents change, looking every `watch` seconds."""
     server = settings.server
     service = StateService(
         store or backend_for(settings.state),
@@ -57,6 +66,10 @@ def create_app(
         probes=settings.active_probes,
     )
     state.models = build_models(settings, state.keys)
+    origin = source or Source(
+        Path(settings.config_path) if settings.config_path else None, keys_from_file=keys is None
+    )
+    app_reload = functools.partial(reload, state, origin)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -67,6 +80,17 @@ def create_app(
             jobs = [asyncio.create_task(_keep_learning(state))]
             if doctor:
                 jobs.append(asyncio.create_task(_run_doctor(state)))
+            if watch:
+                jobs.append(asyncio.create_task(watch_documents(state, origin, watch)))
+
+            async def on_sighup() -> None:
+                await app_reload("SIGHUP")
+
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                # Only where fcc runs the event loop in its main thread (fcc serve, not a test).
+                state.loop.add_signal_handler(
+                    signal.SIGHUP, lambda: jobs.append(asyncio.create_task(on_sighup()))
+                )
             try:
                 yield
             finally:
@@ -110,6 +134,7 @@ def create_app(
             Route("/", admin.hello, methods=["GET", "HEAD"]),
             Route("/api/hello", admin.hello, methods=["GET", "HEAD"]),
             Route("/health", admin.health, methods=["GET"]),
+            Route("/admin/reload", admin.reload, methods=["POST"]),
             Route("/session/{session}", admin.session, methods=["GET"]),
             Route("/metrics", admin.metrics, methods=["GET"]),
             Route("/dashboard", admin.dashboard, methods=["GET"]),
@@ -120,6 +145,7 @@ def create_app(
         exception_handlers=handlers,
     )
     app.state.fcc = state  # the routes' shared state; tests read health and limits from it
+    app.state.reload = app_reload
     return app
 
 

@@ -163,6 +163,7 @@ async def dashboard(state: AppState) -> JSON:
         "rules": {k: int(f.get("requests", 0)) for k, f in dims["rule"].items()},
         "skipped": {k: int(f.get("requests", 0)) for k, f in dims["skipped"].items()},
         "doctor": _doctor(state.doctor, now),
+        "reload": state.reloaded.wire() if state.reloaded is not None else None,
         "recent": [r.wire() for r in await svc.recent(RECENT)],
         "totals": _totals(dims["total"].get("", {})),
     }

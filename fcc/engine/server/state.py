@@ -9,7 +9,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,6 +27,9 @@ from fcc.engine.state.service import StateService
 from fcc.engine.translate.tokens import ToolSizes
 from fcc.engine.types import JSON
 
+if TYPE_CHECKING:
+    from fcc.engine.server.reload import Reload
+
 log = logging.getLogger("fcc.request")
 
 
@@ -42,6 +45,7 @@ class AppState:
     evidence: Evidence | None = None  # what the doctor learned (a reason to skip a candidate)
     doctor: dict[str, str] = field(default_factory=dict)  # its stored results, by PROVIDER/MODEL
     models: ModelList = field(default_factory=lambda: ModelList(()))  # what GET /v1/models lists
+    reloaded: Reload | None = None  # the last reload of the documents, for the log and the dashboard
 
     async def learn(self) -> None:
         """Reads the doctor's results from the store (another process may have run it)."""

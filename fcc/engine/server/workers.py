@@ -30,8 +30,11 @@ def describe(config: Path | None, overrides: Overrides) -> str:
 def app() -> Starlette:
     """uvicorn's factory in each worker."""
     from fcc.engine.server.app import create_app
+    from fcc.engine.server.reload import POLL, Source
 
     given = json.loads(os.environ[ENV])
     overrides = Overrides(host=given["host"], port=given["port"], tiers=given["tiers"])
-    settings = load_settings(Path(given["config"]) if given["config"] else None, overrides)
-    return create_app(settings, KeyStore(settings.config_dir / ENV_FILE_NAME))
+    config = Path(given["config"]) if given["config"] else None
+    settings = load_settings(config, overrides)
+    keys = KeyStore(settings.config_dir / ENV_FILE_NAME)
+    return create_app(settings, keys, source=Source(config, overrides), watch=POLL)

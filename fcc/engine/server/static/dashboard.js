@@ -279,6 +279,23 @@
     fill("doctor", rows, 5, "No doctor results yet: run fcc doctor (or fcc serve --doctor).");
   }
 
+  function drawReload(d) {
+    const box = $("reload-notice");
+    const r = d.reload;
+    if (!r) {
+      box.hidden = true;
+      return;
+    }
+    const when = new Date(r.time * 1000).toLocaleTimeString();
+    box.className = "notice" + (r.ok ? "" : " bad");
+    const head = r.ok
+      ? `Config reloaded at ${when} (${r.trigger}): ${r.changes.length ? r.changes.join("; ") : "no change that matters"}`
+      : `Config not reloaded at ${when} (${r.trigger}): the previous settings keep serving. Fix:`;
+    const items = r.ok ? [] : r.problems.map((p) => el("li", { class: "mono" }, p));
+    box.replaceChildren(el("span", null, head), ...(items.length ? [el("ul", null, ...items)] : []));
+    box.hidden = false;
+  }
+
   function drawStore(d) {
     const banner = $("store-banner");
     const s = d.store || {};
@@ -651,7 +668,7 @@
 
   function draw(d) {
     const parts = [
-      drawStore, drawHeader, drawTiers, drawProviders, drawQuotas, drawDoctor, drawRules, drawProbes, drawSessions,
+      drawStore, drawReload, drawHeader, drawTiers, drawProviders, drawQuotas, drawDoctor, drawRules, drawProbes, drawSessions,
       drawRecent, drawChart,
     ];
     for (const part of parts) {
