@@ -22,6 +22,9 @@ class Plan:
     levels: tuple[Level, ...]
     tokens: int = 100  # streamed tokens per answer
     long_tokens: int = 1000  # fcc only: long answers, for the marginal CPU per token
+    long_rounds: int = 6  # interleaved rounds of long answers, every fcc build one batch per round
+    long_requests: int = 16  # long answers per build and round, at c=16 (one wave)
+    store_reps: int = 200  # --stores: admissions per store and scenario in bench/store_micro.py
     ttft_ms: float = 50.0  # the upstream's time to first token
     interval_ms: float = 5.0  # the upstream's time between tokens (200 tokens/s per stream)
     cold_starts: int = 5
@@ -41,6 +44,8 @@ QUICK = Plan(
     levels=(Level(1, 2, 5), Level(16, 2, 1)),
     tokens=50,
     long_tokens=200,
+    long_rounds=2,
+    store_reps=30,
     cold_starts=2,
     check_runs=1,
     micro_budget=0.2,

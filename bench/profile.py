@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # First match wins: a frame's file decides which part of the stack it is charged to.
@@ -15,6 +15,8 @@ _BUCKETS = (
     ("fcc/engine/server/", "fcc server (route handler, Pump, sse_body)"),
     ("fcc/engine/transports/", "fcc transport loop (stream_turn)"),
     ("fcc/engine/dispatch", "fcc dispatch"),
+    ("fcc/engine/state/", "fcc state store (admission, records; SQLite's C time lands here)"),
+    ("redis/", "redis client (redis-py)"),
     ("fcc/", "fcc other"),
     ("json/", "json (stdlib; C encoder/decoder time lands here)"),
     ("h11/", "h11 (HTTP/1.1 parsing, both sides)"),
@@ -26,6 +28,8 @@ _BUCKETS = (
     ("asyncio/", "asyncio (event loop, tasks, transports, syscalls)"),
     ("selectors.py", "asyncio (event loop, tasks, transports, syscalls)"),
 )
+# The state store's code, in-process: what --stores charges to each backend.
+STORE_PATHS = ("fcc/engine/state/", "redis/", "sqlite3/")
 # Frames up to the event loop's callback runner are the same in every sample: not interesting.
 _LOOP_FRAME = "Handle._run"
 
@@ -37,6 +41,8 @@ class Profile:
     inclusive_top: list[tuple[str, float]]  # frame, share of samples with it anywhere
     buckets: list[tuple[str, float]]  # part of the stack, share of leaf samples
     key: list[tuple[str, str, float]]  # (what it is, frame, inclusive share) for KEY_FRAMES present
+    store_share: float = 0.0  # share of samples with a state-store frame anywhere in the stack
+    store_top: list[tuple[str, float]] = field(default_factory=list)  # store frames, inclusive share
 
 
 # fcc's own steps, per request and per chunk: their inclusive share says what each one costs.
@@ -94,6 +100,8 @@ def summarize(path: Path, top: int = 15) -> Profile | None:
     self_counts: Counter[str] = Counter()
     incl_counts: Counter[str] = Counter()
     buckets: Counter[str] = Counter()
+    store: Counter[str] = Counter()
+    store_samples = 0
     samples = 0
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -108,6 +116,13 @@ def summarize(path: Path, top: int = 15) -> Profile | None:
         below = next((i + 1 for i, (name, _) in enumerate(frames) if name == _LOOP_FRAME), len(frames))
         for label in set(labels[below:]):
             incl_counts[label] += count
+        in_store = {
+            label for label, (_, where) in zip(labels, frames, strict=True) if where.startswith(STORE_PATHS)
+        }
+        if in_store:
+            store_samples += count
+            for label in in_store:
+                store[label] += count
     if not samples:
         return None
 
@@ -126,4 +141,6 @@ def summarize(path: Path, top: int = 15) -> Profile | None:
         share(incl_counts, top),
         share(buckets, len(buckets)),
         key,
+        store_samples / samples,
+        share(store, 8),
     )

@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime
 import importlib.util
 import math
+import os
+import random
+import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -286,6 +289,303 @@ def baseline_section(results: Results) -> list[str]:
     return lines
 
 
+STORE_BAR_MS = 0.2  # the issue's bar: the store adds at most this to TTFT p50 at c=1
+
+
+def _diff_ci(mine: list[float], theirs: list[float], q: float = 50, reps: int = 1000) -> tuple[float, float]:
+    """A 95% bootstrap interval of percentile(mine) - percentile(theirs), in ms (seeded: reproducible)."""
+    rng = random.Random(0)
+    diffs = sorted(
+        percentile(rng.choices(mine, k=len(mine)), q) - percentile(rng.choices(theirs, k=len(theirs)), q)
+        for _ in range(reps)
+    )
+    return diffs[int(0.025 * reps)] * 1000, diffs[int(0.975 * reps) - 1] * 1000
+
+
+def _long_of(results: Results, name: str) -> Phase | None:
+    return results.fcc_long if name == "fcc" else getattr(results, "store_long", {}).get(name)
+
+
+def marginal_bound(results: Results, name: str) -> float | None:
+    """How far a store's marginal CPU per token can sit from memory's by noise alone (µs): twice
+    the standard error of the per-round differences (store minus memory in the same round of
+    long answers, so the machine's drift over the run cancels), and never less than what /proc's
+    clock ticks resolve. None without at least one round of both."""
+    mine = getattr(results, "long_rounds", {}).get(name, [])
+    theirs = getattr(results, "long_rounds", {}).get("fcc", [])
+    long_ = _long_of(results, name)
+    short = _phase(results, name, 16)
+    if not mine or not theirs or long_ is None or short is None:
+        return None
+    extra = long_.expected_tokens - short.expected_tokens
+    if extra <= 0:
+        return None
+    diffs = [
+        (c1 / n1 - c0 / n0) / extra for (c1, n1), (c0, n0) in zip(mine, theirs, strict=False) if n1 and n0
+    ]
+    if not diffs:
+        return None
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    n = min(n for _, n in mine + theirs if n)
+    resolution = 2 * tick / n / extra / math.sqrt(len(diffs))
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else 0.0
+    return max(2 * se, resolution) * 1e6
+
+
+def _store_label(results: Results, name: str) -> str:
+    return f"{name} ({results.stores.get(name, 'memory')})" if name == "fcc" else name
+
+
+def _store_intro(results: Results, others: list[str]) -> list[str]:
+    stored = results.stores
+    named = ", ".join(f"`{n}` with `state: {{backend: {stored[n]}, …}}`" for n in others)
+    return [
+        "Every fcc contender names its store in its config: `fcc` runs with `state: {backend: memory}` "
+        f"(the figures every earlier run had), {named}. All of them declare the same limits on the "
+        "bench's provider (`limits: {requests_per_minute: 1000000, concurrent_streams: 100000}`), so "
+        "every attempt runs a real admission (the memory store's dictionaries, one SQLite IMMEDIATE "
+        "transaction on its thread, or one Redis Lua script) before the upstream is asked, and a "
+        "release when the stream ends; records are written in batches off the streaming path. They "
+        "ran interleaved round by round with the other contenders, on the same core. Δ = the store's "
+        "figure minus the memory contender's at the same concurrency (ms unless stated): the direct "
+        "floor cancels out.",
+        "",
+    ]
+
+
+def _store_latency(results: Results, names: list[str]) -> list[str]:
+    rows = [
+        "| c | store | n | added TTFT p50 | added TTFT p99 | Δ TTFT p50 vs memory | 95% CI of Δ p50 "
+        "| Δ TTFT p99 vs memory | fcc CPU ms/req | Δ CPU ms/req vs memory | redis-server CPU ms/req |",
+        "|" + "---|" * 11,
+    ]
+    for c in _levels(results):
+        memory = _phase(results, "fcc", c)
+        for name in names:
+            p = _phase(results, name, c)
+            if p is None:
+                continue
+            d50 = d99 = dcpu = None
+            ci = "-"
+            if name != "fcc" and memory is not None and memory.good and p.good:
+                d50, d99 = p.ttft(50) - memory.ttft(50), p.ttft(99) - memory.ttft(99)
+                lo, hi = _diff_ci([r[2] for r in p.good], [r[2] for r in memory.good])
+                ci = f"{lo:.2f} to {hi:.2f}"
+                mine, theirs = p.cpu_per_request_ms(), memory.cpu_per_request_ms()
+                dcpu = None if mine is None or theirs is None else mine - theirs
+            side = p.side_cpu / len(p.records) * 1000 if p.side_cpu is not None and p.records else None
+            dash = name == "fcc"
+            cells = [
+                str(c),
+                _store_label(results, name),
+                str(len(p.records)),
+                _f(added(results, name, c, "ttft", 50), 2),
+                _f(added(results, name, c, "ttft", 99), 2),
+                "-" if dash else _f(d50, 2),
+                ci,
+                "-" if dash else _f(d99, 2),
+                _f(p.cpu_per_request_ms(), 2),
+                "-" if dash else _f(dcpu, 2),
+                _f(side, 2),
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def _store_per_token(results: Results, names: list[str]) -> tuple[list[str], dict[str, float | None]]:
+    """The per-token table, and each store's Δ marginal µs/token against memory."""
+    plan = results.plan
+    mem_allin, mem_marginal, at = cpu_per_token_us(results)
+    rows = [
+        f"CPU per streamed token: marginal = (CPU per request with {plan.long_tokens}-token answers "
+        f"minus with {plan.tokens}-token ones, at c=16) ÷ {plan.long_tokens - plan.tokens}, the long "
+        "answers interleaved over every fcc build; all-in = fcc's CPU ÷ tokens at the highest "
+        f"concurrency. ± = twice the standard error of the store's per-round difference to memory "
+        f"({getattr(results.plan, 'long_rounds', 1)} rounds of long answers, each build one batch "
+        "per round, so the machine's drift cancels; never below what /proc's 10 ms ticks resolve): "
+        "a per-token cost is measurable when Δ is above it.",
+        "",
+        f"| store | marginal µs/token | ratio to memory | Δ vs memory (µs) | ± (µs) "
+        f"| all-in µs/token at c={at} | ratio to memory |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    deltas: dict[str, float | None] = {}
+    for name in names:
+        if name == "fcc":
+            allin, marginal = mem_allin, mem_marginal
+        else:
+            allin, marginal, _ = cpu_per_token_us(results, name, _long_of(results, name))
+        delta = None if marginal is None or mem_marginal is None else marginal - mem_marginal
+        deltas[name] = delta
+        dash = name == "fcc"
+        cells = [
+            _store_label(results, name),
+            _f(marginal, 1),
+            "-" if dash else _ratio(marginal, mem_marginal),
+            "-" if dash else _f(delta, 1),
+            "-" if dash else _f(marginal_bound(results, name), 1),
+            _f(allin, 1),
+            "-" if dash else _ratio(allin, mem_allin),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows, deltas
+
+
+def _store_verdicts(results: Results, others: list[str], deltas: dict[str, float | None]) -> list[str]:
+    rows = [
+        f"The issue's bar: a store adds no more than {STORE_BAR_MS} ms to TTFT p50 at c=1 and no "
+        "measurable CPU per streamed token, both against the memory store.",
+        "",
+        f"| backend | Δ TTFT p50 at c=1 | ≤ {STORE_BAR_MS} ms | Δ marginal CPU per token "
+        "| no measurable per-token cost |",
+        "|---|---|---|---|---|",
+    ]
+    memory = _phase(results, "fcc", 1)
+    readings = []
+    for name in others:
+        p = _phase(results, name, 1)
+        d50, ci = None, ""
+        if memory is not None and p is not None and memory.good and p.good:
+            d50 = p.ttft(50) - memory.ttft(50)
+            lo, hi = _diff_ci([r[2] for r in p.good], [r[2] for r in memory.good])
+            ci = f" (95% CI {lo:.2f} to {hi:.2f})"
+            where = (
+                "lies wholly above the bar: it misses it beyond this run's noise"
+                if lo > STORE_BAR_MS
+                else "lies wholly below the bar: it meets it beyond this run's noise"
+                if hi <= STORE_BAR_MS
+                else f"spans the bar: the point estimate {'meets' if d50 <= STORE_BAR_MS else 'misses'} "
+                "it, but this run's samples cannot settle it"
+            )
+            readings.append(
+                f"- `{name}` at c=1: the 95% interval of Δ TTFT p50 ({lo:.2f} to {hi:.2f} ms) {where}."
+            )
+        delta, bound = deltas.get(name), marginal_bound(results, name)
+        per_token = (
+            "not measured"
+            if delta is None or bound is None
+            else "**met**"
+            if delta <= bound
+            else "**missed**"
+        )
+        rows.append(
+            f"| {name} | {_f(d50, 2)} ms{ci} | {_verdict(d50, STORE_BAR_MS)} | "
+            f"{_f(delta, 1)} ± {_f(bound, 1)} µs | {per_token} |"
+        )
+    for name in getattr(results, "store_skipped", {}):
+        rows.append(f"| {name} | skipped | not measured | skipped | not measured |")
+    return [*rows, *([""] if readings else []), *readings]
+
+
+def _store_profiles(results: Results) -> list[str]:
+    profiles = getattr(results, "store_profiles", {})
+    if not profiles or results.profile is None:
+        return []
+    plan = results.plan
+    rows = [
+        "",
+        f"py-spy, {plan.profile_seconds} s of each at c={plan.profile_concurrency}: the share of fcc's "
+        "on-CPU samples with the store's code anywhere in the stack (fcc/engine/state/, sqlite3, "
+        "redis-py; SQLite's own C time is charged to the Python line that called it), and its "
+        "heaviest frames. Raw stacks: "
+        f"`{getattr(results, 'run_dir', 'bench/.cache/run')}/fcc-profile-BACKEND.txt`.",
+        "",
+        "| store | samples | in the store | heaviest store frames (inclusive) |",
+        "|---|---|---|---|",
+    ]
+    for name, prof in [("fcc", results.profile), *profiles.items()]:
+        top = "; ".join(f"`{f}` {share:.1%}" for f, share in getattr(prof, "store_top", [])[:4]) or "-"
+        share = getattr(prof, "store_share", 0.0)
+        rows.append(f"| {_store_label(results, name)} | {prof.samples} | {share:.1%} | {top} |")
+    return rows
+
+
+def _store_micro(results: Results) -> list[str]:
+    rows: list[dict[str, object]] = getattr(results, "store_micro", [])
+    problem = getattr(results, "store_micro_problem", "")
+    if problem:
+        return ["", f"One admission in-process (bench/store_micro.py) could not be measured: {problem}."]
+    if not rows:
+        return []
+    scenarios = list(dict.fromkeys(str(r["scenario"]) for r in rows))
+    found = {(str(r["store"]), str(r["scenario"])): r for r in rows}
+    memory = {sc: found.get(("memory", sc)) for sc in scenarios}
+    n = max(int(str(r["n"])) for r in rows)
+    lines = [
+        "",
+        "One admission in-process (`python -m bench.store_micro`, through fcc's StateService, on the "
+        f"proxy's core with the load stopped; {n} per store and scenario, interleaved): p50 / p90 in µs, "
+        "and Δ p50 vs memory. *alone*: admit and release back to back, while the provider's "
+        f"requests-per-minute window fills from 10 to {10 + 4 * n} requests; *after 5 ms*: a token's "
+        "interval before each; *right after a request ended*: the previous request's release and "
+        "record went to the store first, as with a closed-loop client at c=1; *1,000 in the window*: "
+        "*alone* with 1,000 requests of the last minute in the window; *release*: a stream's end "
+        "gives its slot back; *record write*: one finished request's record and aggregates, as the "
+        "flusher writes them when idle (off the streaming path; at c=1 it runs as the next request "
+        "arrives).",
+        "",
+        "| store | " + " | ".join(scenarios) + " |",
+        "|---|" + "---|" * len(scenarios),
+    ]
+    for store in dict.fromkeys(str(r["store"]) for r in rows):
+        cells = []
+        for sc in scenarios:
+            r, m = found.get((store, sc)), memory.get(sc)
+            if r is None:
+                cells.append("-")
+                continue
+            p50, p90 = float(str(r["p50_us"])), float(str(r["p90_us"]))
+            text = f"{p50:,.0f} / {p90:,.0f}"
+            if store != "memory" and m is not None:
+                text += f" (Δ {p50 - float(str(m['p50_us'])):+,.0f})"
+            cells.append(text)
+        lines.append(f"| {store} | " + " | ".join(cells) + " |")
+    alone, ended = memory.get("alone"), memory.get("right after a request ended")
+    for store in dict.fromkeys(str(r["store"]) for r in rows if r["store"] != "memory"):
+        mine, after = found.get((store, "alone")), found.get((store, "right after a request ended"))
+        if mine is None or alone is None:
+            continue
+        extra = (float(str(mine["p50_us"])) - float(str(alone["p50_us"]))) / 1000
+        side = "above" if extra > STORE_BAR_MS else "within"
+        text = f"- {store}: one admission by itself adds {extra:.2f} ms to memory's p50, {side} the "
+        text += f"{STORE_BAR_MS} ms bar"
+        if after is not None and ended is not None:
+            late = (float(str(after["p50_us"])) - float(str(ended["p50_us"]))) / 1000
+            text += f"; {late:.2f} ms when it comes right after a request ended"
+        if lines[-1].startswith("|"):
+            lines.append("")
+        lines.append(text + ".")
+    return lines
+
+
+def store_section(results: Results) -> list[str]:
+    """--stores: what the sqlite and redis stores add over the memory one, from the same run."""
+    if not getattr(results, "stores_requested", False):
+        return [
+            "Not measured in this run: `--stores` is off with `--quick` unless given, and "
+            "`--no-stores` turns it off in the full run."
+        ]
+    skipped: dict[str, str] = getattr(results, "store_skipped", {})
+    names = list(results.stores)
+    others = [n for n in names if n != "fcc"]
+    lines = _store_intro(results, others)
+    lines += [f"- {note}" for note in getattr(results, "store_notes", [])]
+    lines += [f"- `{n}`: **skipped**: {why}." for n, why in skipped.items()]
+    lines.append("")
+    if not others:
+        return [*lines, "No store besides memory ran: nothing to compare."]
+    per_token, deltas = _store_per_token(results, names)
+    lines += [*_store_latency(results, names), "", *per_token, "", *_store_verdicts(results, others, deltas)]
+    if results.plan.name == "quick":
+        lines += [
+            "",
+            "This is the `quick` run: a few requests per contender and one round of long answers; "
+            "a 0.2 ms difference of p50s and a per-token cost are below what it resolves: use the "
+            "full run to decide.",
+        ]
+    return lines + _store_micro(results) + _store_profiles(results)
+
+
 def micro_section(results: Results) -> list[str]:
     rows = ["| in-process benchmark | rate | per item |", "|---|---|---|"]
     for r in results.micro:
@@ -407,6 +707,10 @@ def write(results: Results, md: Path, png: Path, repo: Path) -> None:
             if getattr(results, "baseline", None)
             else []
         ),
+        "## State store: cost against memory",
+        "",
+        *store_section(results),
+        "",
         "## fcc process",
         "",
         *fcc_section(results),
@@ -441,7 +745,13 @@ def plot(results: Results, png: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    colors = {"direct": "tab:gray", "fcc": "tab:blue", "litellm": "tab:red"}
+    colors = {
+        "direct": "tab:gray",
+        "fcc": "tab:blue",
+        "litellm": "tab:red",
+        "fcc (sqlite)": "tab:orange",
+        "fcc (redis)": "tab:purple",
+    }
     for ax, metric, title in ((axes[0], "ttft", "time to first token"), (axes[1], "total", "total time")):
         for name in _names(results):
             phases = sorted((p for p in results.phases if p.contender == name), key=lambda p: p.concurrency)

@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--no-litellm] [--baseline REF] [--out DIR]`: run it, write RESULTS.md."""
+"""`python -m bench [--quick] [--no-litellm] [--stores] [--baseline REF] [--out DIR]`: write RESULTS.md."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, litellm, micro, procs, profile, report
+from bench import baseline, litellm, micro, procs, profile, report, stores
 from bench.plan import FULL, QUICK, Level, Plan
 from bench.stats import Phase
-from bench.workload import REPO, fcc_config, load_fixtures, write_workload
+from bench.workload import BENCH_LIMITS, REPO, fcc_config, load_fixtures, write_workload
 
 BENCH = Path(__file__).resolve().parent
 CACHE = BENCH / ".cache"
@@ -36,6 +37,7 @@ class Contender:
     url: str
     shape: str  # the body the client sends: "anthropic" (Claude Code's) or "openai" (fcc's output)
     pid: int | None  # the proxy process, for CPU and memory; None for direct
+    side_pid: int | None = None  # a helper whose CPU is read beside it (fcc (redis)'s redis-server)
 
 
 @dataclass
@@ -75,6 +77,19 @@ class Results:
     head: str = ""  # "this commit": HEAD's short sha, and whether fcc's files had uncommitted changes
     baseline: BaselineResults | None = None
     plotted: bool = True  # False: matplotlib is not installed, latency.png was not drawn
+    # --stores: the fcc contenders per state-store backend (contender → backend, memory included)
+    stores: dict[str, str] = field(default_factory=dict)
+    stores_requested: bool = False
+    store_skipped: dict[str, str] = field(default_factory=dict)  # contender → why it did not run
+    store_notes: list[str] = field(default_factory=list)  # where each store lived
+    store_long: dict[str, Phase] = field(default_factory=dict)  # long answers of fcc (sqlite), fcc (redis)
+    # Per fcc build, each interleaved round of long answers: (CPU seconds, requests).
+    long_rounds: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    store_profiles: dict[str, profile.Profile] = field(default_factory=dict)
+    # bench/store_micro.py: one admission in-process per store and scenario (its JSON rows)
+    store_micro: list[dict[str, Any]] = field(default_factory=list)
+    store_micro_problem: str = ""
+    baseline_config: str = ""  # which config the --baseline ref accepted
 
 
 class Client:
@@ -119,7 +134,11 @@ class Client:
 
 def measured(client: Client, contender: Contender, phase: Phase, concurrency: int, requests: int) -> None:
     cpu0 = procs.cpu_seconds(contender.pid) if contender.pid else None
+    side0 = procs.cpu_seconds(contender.side_pid) if contender.side_pid else None
     result = client.batch(contender, concurrency, requests, phase.expected_tokens)
+    if contender.side_pid:
+        assert side0 is not None
+        phase.side_cpu = (phase.side_cpu or 0.0) + procs.cpu_seconds(contender.side_pid) - side0
     if contender.pid:
         assert cpu0 is not None
         phase.cpu = (phase.cpu or 0.0) + procs.cpu_seconds(contender.pid) - cpu0
@@ -161,12 +180,12 @@ def fcc_argv(config: Path, port: int, exe: str = FCC) -> list[str]:
 
 
 def cold_starts(
-    config: Path, logs: Path, n: int, env: dict[str, str], exes: dict[str, str]
+    logs: Path, n: int, env: dict[str, str], builds: dict[str, tuple[str, Path]]
 ) -> dict[str, list[float]]:
-    """Process start → /health answers, `n` times per fcc build, the builds alternating."""
-    out: dict[str, list[float]] = {name: [] for name in exes}
+    """Process start → /health answers, `n` times per fcc build (exe, config), the builds alternating."""
+    out: dict[str, list[float]] = {name: [] for name in builds}
     for i in range(n):
-        for name, exe in exes.items():
+        for name, (exe, config) in builds.items():
             port = procs.free_port()
             start = time.perf_counter()
             log = logs / f"{name.replace('/', '_')}-cold-{i}.log"
@@ -235,31 +254,152 @@ def shown(path: Path) -> str:
 @contextlib.contextmanager
 def serving_baseline(
     base: baseline.Baseline | None,
-    config: Path,
+    configs: list[tuple[Path, str]],
     run_dir: Path,
     cores: set[int] | None,
     env: dict[str, str],
+    chosen: list[tuple[Path, str]] | None = None,
 ) -> Iterator[Contender | None]:
-    """The ref's `fcc serve`, started exactly like this commit's; BaselineError if it does not answer."""
+    """The ref's `fcc serve`, started exactly like this commit's with the first of `configs`
+    (path, what it is) that it accepts — an older fcc may know no `state:` or no `limits:`;
+    the one taken is appended to `chosen`. BaselineError if it answers with none of them."""
     if base is None:
         yield None
         return
-    port = procs.free_port()
     log = run_dir / "fcc-baseline.log"
-    proc = procs.spawn(fcc_argv(config, port, str(base.fcc)), log, cores=cores, env=env)
-    try:
+    proc, problem = None, ""
+    for config, what in configs:
+        port = procs.free_port()
+        proc = procs.spawn(fcc_argv(config, port, str(base.fcc)), log, cores=cores, env=env)
         try:
             procs.wait_http(f"http://127.0.0.1:{port}/health", proc, 60)
         except RuntimeError as exc:
             procs.stop(proc)
             tail = baseline.last_line(log.read_text(encoding="utf-8", errors="replace"))
-            raise baseline.BaselineError(
-                f"--baseline {base.ref} ({base.sha[:12]}): `fcc serve --config` did not start: {exc}; "
-                f"its log ends: {tail}"
-            ) from None
+            problem = f"{exc}; its log ends: {tail}"
+            proc = None
+            continue
+        if chosen is not None:
+            chosen.append((config, what))
+        break
+    if proc is None:
+        raise baseline.BaselineError(
+            f"--baseline {base.ref} ({base.sha[:12]}): `fcc serve --config` did not start: {problem}"
+        )
+    try:
         yield Contender(base.name, f"http://127.0.0.1:{port}/v1/messages", "anthropic", proc.pid)
     finally:
         procs.stop(proc)
+
+
+def serving_fcc(
+    stack: contextlib.ExitStack,
+    name: str,
+    config: Path,
+    log: Path,
+    cores: set[int] | None,
+    env: dict[str, str],
+    side_pid: int | None = None,
+) -> Contender:
+    """This commit's `fcc serve` with `config`, stopped when `stack` closes."""
+    port = procs.free_port()
+    health = f"http://127.0.0.1:{port}/health"
+    proc = stack.enter_context(
+        procs.running(fcc_argv(config, port), log, health, cores=cores, timeout=60, env=env)
+    )
+    return Contender(name, f"http://127.0.0.1:{port}/v1/messages", "anthropic", proc.pid, side_pid)
+
+
+def skip(results: Results, name: str, why: str) -> None:
+    results.store_skipped[name] = why
+    results.notes.append(f"{name}: skipped: {why}.")
+
+
+def store_contenders(
+    stack: contextlib.ExitStack,
+    results: Results,
+    home: Path,
+    run_dir: Path,
+    up_port: int,
+    cores: set[int] | None,
+    env: dict[str, str],
+) -> tuple[list[Contender], str | None]:
+    """--stores: fcc (sqlite) and, when redis-server is here, fcc (redis), and the server's URL;
+    the reason in results.store_skipped if not."""
+    tokens = results.plan.tokens
+    out = []
+    db = home / "fcc-bench.db"
+    config = run_dir / "fcc-sqlite.yaml"
+    config.write_text(fcc_config(up_port, tokens, {"backend": "sqlite", "path": str(db)}, BENCH_LIMITS))
+    try:
+        out.append(serving_fcc(stack, stores.SQLITE, config, run_dir / "fcc-sqlite.log", cores, env))
+    except RuntimeError as exc:
+        why = f"`fcc serve` did not start: {exc} (see {shown(run_dir)}/fcc-sqlite.log)"
+        skip(results, stores.SQLITE, why)
+    else:
+        results.stores[stores.SQLITE] = "sqlite"
+        fs = ""
+        with contextlib.suppress(OSError, subprocess.SubprocessError, IndexError):
+            fs = subprocess.run(
+                ["df", "--output=fstype", str(home)], capture_output=True, text=True, timeout=5, check=False
+            ).stdout.split()[-1]
+        results.store_notes.append(
+            f"{stores.SQLITE}: `state: {{backend: sqlite, path: {db}}}` (a fresh file in the run's "
+            f"temporary folder{f', on {fs}' if fs else ''}; WAL, synchronous=NORMAL as fcc sets them)."
+        )
+    missing = stores.redis_missing()
+    if missing:
+        skip(results, stores.REDIS, missing)
+        return out, None
+    try:
+        server = stack.enter_context(stores.redis_server(run_dir, cores))
+    except RuntimeError as exc:
+        skip(results, stores.REDIS, f"{exc} (see {shown(run_dir)}/redis-server.log)")
+        return out, None
+    config = run_dir / "fcc-redis.yaml"
+    config.write_text(fcc_config(up_port, tokens, {"backend": "redis", "url": server.url}, BENCH_LIMITS))
+    log = run_dir / "fcc-redis.log"
+    try:
+        out.append(serving_fcc(stack, stores.REDIS, config, log, cores, env, server.proc.pid))
+    except RuntimeError as exc:
+        skip(results, stores.REDIS, f"`fcc serve` did not start: {exc} (see {shown(log)})")
+        return out, server.url
+    results.stores[stores.REDIS] = "redis"
+    where = "pinned with fcc to core 0" if cores else "not pinned"
+    results.store_notes.append(
+        f"{stores.REDIS}: `state: {{backend: redis, url: {server.url}}}`, redis-server {server.version} "
+        f'started by the bench (`--save "" --appendonly no`, {where}), stopped by pid at the end; '
+        "its CPU is shown apart from fcc's."
+    )
+    return out, server.url
+
+
+def store_micro(
+    results: Results, home: Path, run_dir: Path, redis_url: str | None, cores: set[int] | None
+) -> None:
+    """bench/store_micro.py on the proxy's core, in its own process: a change to fcc's state
+    internals then costs this one table (its problem is shown), never the run."""
+    argv = procs.python_module(
+        "bench.store_micro", "--json", f"--dir={home}", f"--reps={results.plan.store_reps}"
+    )
+    if redis_url and stores.REDIS in results.stores:
+        argv.append(f"--redis={redis_url}")
+    log = run_dir / "store-micro.log"
+    proc = procs.spawn(argv, log, cores=cores, stdout=subprocess.PIPE)
+    try:
+        out, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        procs.stop(proc)
+        results.store_micro_problem = "it did not finish within 300 s"
+        return
+    if proc.returncode != 0:
+        tail = baseline.last_line(log.read_text(encoding="utf-8", errors="replace"))
+        results.store_micro_problem = f"exited with {proc.returncode}: {tail}"
+        return
+    with contextlib.suppress(ValueError, IndexError):
+        results.store_micro = json.loads(out.strip().splitlines()[-1])
+        return
+    results.store_micro_problem = "unreadable output"
 
 
 def run(
@@ -269,19 +409,50 @@ def run(
     engine: str,
     run_dir: Path,
     base: baseline.Baseline | None = None,
+    with_stores: bool = False,
 ) -> Results:
     began = time.perf_counter()
     load_before = os.getloadavg()[0]
     results = Results(plan, pinned, engine, run_dir=shown(run_dir), head=baseline.head_label(REPO))
+    results.stores_requested = with_stores
     if base is not None:
         results.baseline = BaselineResults(base.ref, base.sha, base.subject, base.name)
     proxy_cores = PROXY_CORES if pinned else None
     load_cores = LOAD_CORES if pinned else None
     run_dir.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="fcc-bench-home-"))
-    env = {"XDG_CONFIG_HOME": str(home)}  # never the developer's own config or keys
+    # Never the developer's own config, keys or state store.
+    env = {"XDG_CONFIG_HOME": str(home), "XDG_STATE_HOME": str(home / "state")}
+    try:
+        cores = (proxy_cores, load_cores)
+        _run(results, plan, with_litellm, engine, run_dir, base, with_stores, home, env, cores)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    cpu = platform.processor() or platform.machine()
+    results.machine = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    results.elapsed = time.perf_counter() - began
+    # Other work on the machine skews every figure; the load average is the cheap witness.
+    results.notes.append(
+        f"Load average (1 min) {load_before:.1f} before the run and {os.getloadavg()[0]:.1f} after, "
+        f"on {os.cpu_count()} cores; the benchmark itself keeps about 2 busy at high concurrency."
+    )
+    return results
 
-    up_port, fcc_port = procs.free_port(), procs.free_port()
+
+def _run(
+    results: Results,
+    plan: Plan,
+    with_litellm: bool,
+    engine: str,
+    run_dir: Path,
+    base: baseline.Baseline | None,
+    with_stores: bool,
+    home: Path,
+    env: dict[str, str],
+    cores: tuple[set[int] | None, set[int] | None],  # the proxy's, the client's and upstream's
+) -> None:
+    proxy_cores, load_cores = cores
+    up_port = procs.free_port()
     upstream_argv = procs.python_module(
         "bench.upstream",
         f"--port={up_port}",
@@ -289,29 +460,44 @@ def run(
         f"--interval-ms={plan.interval_ms}",
         f"--tokens={plan.tokens}",
     )
+    # "fcc" says its store: memory, as every run before the store existed had it.
     config = run_dir / "fcc.yaml"
-    config.write_text(fcc_config(up_port, plan.tokens), encoding="utf-8")
+    config.write_text(fcc_config(up_port, plan.tokens, {"backend": "memory"}, BENCH_LIMITS), encoding="utf-8")
+    # An older fcc (--baseline) may know no `state:` (or no `limits:`): it takes the first it accepts.
+    no_state, plain = run_dir / "fcc-no-state.yaml", run_dir / "fcc-plain.yaml"
+    no_state.write_text(fcc_config(up_port, plan.tokens, None, BENCH_LIMITS), encoding="utf-8")
+    plain.write_text(fcc_config(up_port, plan.tokens), encoding="utf-8")
+    base_configs = [
+        (config, "this commit's: `state: {backend: memory}` and the provider's limits"),
+        (no_state, "without `state:` (it has no store), with the provider's limits"),
+        (plain, "without `state:` and without the provider's limits (it knows neither)"),
+    ]
+    base_chosen: list[tuple[Path, str]] = []
     workload = run_dir / "workload.json"
     fixtures = write_workload(workload, config, plan.tokens, plan.long_tokens)
     models = [f.body["model"] for f in fixtures]
     health = f"http://127.0.0.1:{up_port}/health"
 
-    with (
-        procs.running(upstream_argv, run_dir / "upstream.log", health, cores=load_cores, timeout=30) as up,
-        procs.running(
-            fcc_argv(config, fcc_port),
-            run_dir / "fcc.log",
-            f"http://127.0.0.1:{fcc_port}/health",
-            cores=proxy_cores,
-            timeout=60,
-            env=env,
-        ) as fcc_proc,
-        serving_baseline(base, config, run_dir, proxy_cores, env) as old,
-        maybe_litellm(with_litellm, run_dir, up_port, models, plan.tokens, results.notes) as lite,
-    ):
+    with contextlib.ExitStack() as stack:
+        up = stack.enter_context(
+            procs.running(upstream_argv, run_dir / "upstream.log", health, cores=load_cores, timeout=30)
+        )
+        fcc = serving_fcc(stack, "fcc", config, run_dir / "fcc.log", proxy_cores, env)
+        store_cs: list[Contender] = []
+        redis_url = None
+        if with_stores:
+            store_cs, redis_url = store_contenders(stack, results, home, run_dir, up_port, proxy_cores, env)
+            results.stores = {stores.MEMORY: "memory", **results.stores}
+        old = stack.enter_context(
+            serving_baseline(base, base_configs, run_dir, proxy_cores, env, base_chosen)
+        )
+        lite = stack.enter_context(
+            maybe_litellm(with_litellm, run_dir, up_port, models, plan.tokens, results.notes)
+        )
         contenders = [
             Contender("direct", f"http://127.0.0.1:{up_port}/v1/chat/completions", "openai", None),
-            Contender("fcc", f"http://127.0.0.1:{fcc_port}/v1/messages", "anthropic", fcc_proc.pid),
+            fcc,
+            *store_cs,
         ]
         contenders += [c for c in (old, lite) if c is not None]
         results.contenders = [c.name for c in contenders]
@@ -321,34 +507,44 @@ def run(
             for level in plan.levels:
                 print(f"concurrency {level.concurrency}: {level.per_contender} requests each", flush=True)
                 results.phases += run_level(client, contenders, level, plan.tokens)
-            results.fcc_rss_hwm_kb = procs.memory_kb(fcc_proc.pid, "VmHWM")
+            results.fcc_rss_hwm_kb = procs.memory_kb(fcc.pid or 0, "VmHWM")
             if old is not None and results.baseline is not None:
                 results.baseline.rss_hwm_kb = procs.memory_kb(old.pid or 0, "VmHWM")
             results.load_cpu = {
                 "client": procs.cpu_seconds(client.proc.pid) - load0["client"],
                 "upstream": procs.cpu_seconds(up.pid) - load0["upstream"],
             }
+            builds = [fcc, *store_cs, *([old] if old is not None else [])]
             print(f"fcc with {plan.long_tokens}-token answers (marginal CPU per token)", flush=True)
-            fcc = contenders[1]
-            for build in [fcc] if old is None else [fcc, old]:
-                long_phase = Phase(build.name, 16, plan.long_tokens)
-                client.batch(build, 16, 16, plan.long_tokens)
-                measured(client, build, long_phase, 16, 32)
-                if build is fcc:
-                    results.fcc_long = long_phase
-                elif results.baseline is not None:
-                    results.baseline.long = long_phase
+            longs = long_answers(client, builds, plan, results.long_rounds)
+            results.fcc_long = longs[fcc.name]
+            results.store_long = {c.name: longs[c.name] for c in store_cs}
+            if old is not None and results.baseline is not None:
+                results.baseline.long = longs[old.name]
+            if with_stores:
+                print("one admission per state store, in-process (bench/store_micro.py)", flush=True)
+                store_micro(results, home, run_dir, redis_url, proxy_cores)
             if plan.profile_seconds:
                 print(f"profiling fcc with py-spy at c={plan.profile_concurrency}", flush=True)
                 results.profile = profile_fcc(client, fcc, plan, run_dir / "fcc-profile.txt")
                 if results.profile is None:
                     results.notes.append("py-spy: not available or failed; no profile.")
+                for c in store_cs if results.profile is not None else []:
+                    print(f"profiling {c.name} with py-spy at c={plan.profile_concurrency}", flush=True)
+                    out = run_dir / f"fcc-profile-{results.stores[c.name]}.txt"
+                    found = profile_fcc(client, c, plan, out)
+                    if found is not None:
+                        results.store_profiles[c.name] = found
         finally:
             client.close()
 
+    if base_chosen:
+        results.baseline_config = base_chosen[0][1]
     print("cold starts, fcc check, micro-benchmarks", flush=True)
-    exes = {"fcc": FCC} if base is None else {"fcc": FCC, base.name: str(base.fcc)}
-    starts = cold_starts(config, run_dir, plan.cold_starts, env, exes)
+    builds_cold = {"fcc": (FCC, config)}
+    if base is not None:
+        builds_cold[base.name] = (str(base.fcc), base_chosen[0][0] if base_chosen else config)
+    starts = cold_starts(run_dir, plan.cold_starts, env, builds_cold)
     results.cold_start = starts["fcc"]
     results.check, results.check_exit = check_runs(plan.check_runs, run_dir, env)
     results.micro = micro.run(plan.micro_budget)
@@ -359,17 +555,27 @@ def run(
         results.baseline.micro_problem = problem
         results.notes.append(
             f"{base.name} is {base.sha[:12]} ({base.subject}), installed from a git worktree into "
-            f"{shown(base.venv)}; `fcc check` is not run for it (only its `fcc serve --config` is relied on)."
+            f"{shown(base.venv)}; `fcc check` is not run for it (only its `fcc serve --config` is "
+            f"relied on). Its config: {results.baseline_config}."
         )
-    cpu = platform.processor() or platform.machine()
-    results.machine = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
-    results.elapsed = time.perf_counter() - began
-    # Other work on the machine skews every figure; the load average is the cheap witness.
-    results.notes.append(
-        f"Load average (1 min) {load_before:.1f} before the run and {os.getloadavg()[0]:.1f} after, "
-        f"on {os.cpu_count()} cores; the benchmark itself keeps about 2 busy at high concurrency."
-    )
-    return results
+
+
+def long_answers(
+    client: Client, builds: list[Contender], plan: Plan, rounds_out: dict[str, list[tuple[float, int]]]
+) -> dict[str, Phase]:
+    """Every fcc build with long answers at c=16, interleaved round by round like the load phases
+    (for the marginal CPU per token); each round's (CPU s, requests) per build goes to `rounds_out`."""
+    longs = {b.name: Phase(b.name, 16, plan.long_tokens) for b in builds}
+    for b in builds:  # warm-up, not measured
+        client.batch(b, 16, 16, plan.long_tokens)
+    for r in range(plan.long_rounds):
+        shift = r % len(builds)
+        for b in builds[shift:] + builds[:shift]:
+            phase = longs[b.name]
+            cpu0, n0 = phase.cpu or 0.0, len(phase.records)
+            measured(client, b, phase, 16, plan.long_requests)
+            rounds_out.setdefault(b.name, []).append(((phase.cpu or 0.0) - cpu0, len(phase.records) - n0))
+    return longs
 
 
 def upgrade(results: Results) -> Results:
@@ -401,6 +607,13 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the fcc of git ref REF (its own venv in bench/.cache/baselines/<sha>), "
         "and compare it with this commit in RESULTS.md",
     )
+    parser.add_argument(
+        "--stores",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run fcc with its sqlite and redis state stores (fcc itself runs with memory) and "
+        "report what each costs against memory (default: on in the full run, off with --quick)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="let the OS place processes on cores")
     parser.add_argument(
         "--client",
@@ -430,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     plan = QUICK if args.quick else FULL
     with_litellm = (not args.quick) if args.with_litellm is None else args.with_litellm
+    with_stores = (not args.quick) if args.stores is None else args.stores
     pinned = not args.no_pin and (os.cpu_count() or 1) >= 2
     load_fixtures()  # fail early and clearly if the fixtures are missing
     try:
@@ -437,7 +651,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline:
             print(f"preparing fcc@{args.baseline} (a venv per commit, installed once) …", flush=True)
             base = baseline.prepare(REPO, CACHE, args.baseline, run_dir / "baseline-install.log")
-        results = run(plan, with_litellm, pinned, args.client, run_dir, base)
+        results = run(plan, with_litellm, pinned, args.client, run_dir, base, with_stores)
     except baseline.BaselineError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2

@@ -29,6 +29,7 @@ class Phase:
     wall: float = 0.0  # seconds spent in measured batches
     cpu: float | None = None  # proxy CPU seconds over the measured batches
     rss_peak_kb: int | None = None
+    side_cpu: float | None = None  # CPU seconds of its helper (redis-server) over the same batches
 
     @property
     def good(self) -> list[Record]:

@@ -43,22 +43,42 @@ def load_fixtures(folder: Path = FIXTURES) -> list[Fixture]:
     return out
 
 
-def fcc_config(upstream_port: int, tokens: int) -> str:
+# A declared limit on the bench's provider, far above anything the bench sends, so that every
+# attempt's admission really runs (one SQLite transaction, one Redis script, or the memory
+# store's dictionaries) instead of the no-limit shortcut; every fcc contender has the same.
+BENCH_LIMITS = {"requests_per_minute": 1_000_000, "concurrent_streams": 100_000}
+
+
+def _flow(mapping: dict[str, object]) -> str:
+    """A YAML flow mapping; strings JSON-quoted (YAML reads JSON strings as they are)."""
+    cells = [f"{k}: {json.dumps(v) if isinstance(v, str) else v}" for k, v in mapping.items()]
+    return "{" + ", ".join(cells) + "}"
+
+
+def fcc_config(
+    upstream_port: int,
+    tokens: int,
+    state: dict[str, str] | None = None,
+    limits: dict[str, int] | None = None,
+) -> str:
+    """fcc's config.yaml for the bench. `state`: the `state:` mapping (None: leave the key out,
+    for an older fcc without a store); `limits`: the bench provider's `limits:` (None: none)."""
     model = f"bench/tokens-{tokens}"
-    return f"""\
-providers:
-  bench:
-    display_name: Bench upstream
-    transport: openai_chat
-    base_url: http://127.0.0.1:{upstream_port}/v1
-    auth: none
-    local: true
-tiers:
-  opus: {model}
-  sonnet: {model}
-  haiku: {model}
-  default: {model}
-"""
+    lines = [
+        "providers:",
+        "  bench:",
+        "    display_name: Bench upstream",
+        "    transport: openai_chat",
+        f"    base_url: http://127.0.0.1:{upstream_port}/v1",
+        "    auth: none",
+        "    local: true",
+    ]
+    if limits:
+        lines.append(f"    limits: {_flow(dict(limits))}")
+    lines += ["tiers:", *(f"  {tier}: {model}" for tier in ("opus", "sonnet", "haiku", "default"))]
+    if state is not None:
+        lines.append(f"state: {_flow(dict(state))}")
+    return "\n".join(lines) + "\n"
 
 
 def anthropic_body(fixture: Fixture, tokens: int | None) -> bytes:

@@ -136,7 +136,7 @@ def test_a_ref_whose_serve_does_not_start_fails_with_one_line(tmp_path: Path) ->
     config.write_text("tiers: {}\n", encoding="utf-8")
     with (
         pytest.raises(baseline.BaselineError) as caught,
-        serving_baseline(base, config, tmp_path, None, {}),
+        serving_baseline(base, [(config, "a plain config")], tmp_path, None, {}),
     ):
         pass
     message = str(caught.value)

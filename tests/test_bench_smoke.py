@@ -102,7 +102,7 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
 
     # The store section: latency and CPU per store against memory, per-token cost, the verdicts.
     store = section(results, "State store: cost against memory")
-    latency, per_token, verdicts = tables(store)
+    latency, per_token, verdicts, admissions = tables(store)[:4]
     others = fccs[1:]
     for row in latency:
         assert int(row["n"]) == levels[int(row["c"])], row
@@ -121,14 +121,21 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     assert [r["store"] for r in per_token] == ["fcc (memory)", *others]
     for row in per_token:
         assert _number(row["marginal µs/token"]) > 0, row
-        _number(row["noise (µs)"])
         if row["store"] in others:
             assert _number(row["ratio to memory"]) > 0, row
+            assert _number(row["± (µs)"]) > 0, row
     judged = {r["backend"]: r for r in verdicts}
     for name in others:
         assert judged[name]["≤ 0.2 ms"] in ("**met**", "**missed**"), judged[name]
         assert judged[name]["no measurable per-token cost"] in ("**met**", "**missed**"), judged[name]
         _number(judged[name]["Δ TTFT p50 at c=1"].split(" ms")[0])
+    # One admission in-process per store: p50 / p90 in µs for each scenario.
+    assert [r["store"] for r in admissions] == ["memory", *(n.split("(")[1].rstrip(")") for n in others)]
+    for row in admissions:
+        for column, cell in row.items():
+            if column != "store":
+                p50, p90 = (_number(x) for x in cell.split(" (")[0].split(" / "))
+                assert 0 < p50 <= p90, row
     if redis_missing:
         assert f"`{stores.REDIS}`: **skipped**: {redis_missing}." in store
         assert judged[stores.REDIS]["≤ 0.2 ms"] == "not measured"

@@ -57,7 +57,8 @@ def test_without_redis_the_sqlite_store_still_runs(tmp_path: Path, monkeypatch: 
     home.mkdir()
     env = {"XDG_CONFIG_HOME": str(home), "XDG_STATE_HOME": str(home / "state")}
     with contextlib.ExitStack() as stack:
-        started = store_contenders(stack, results, home, tmp_path, 9, None, env)
+        started, url = store_contenders(stack, results, home, tmp_path, 9, None, env)
+        assert url is None
         assert [c.name for c in started] == [stores.SQLITE] and started[0].pid
     assert results.stores == {stores.SQLITE: "sqlite"}
     assert results.store_skipped == {
@@ -109,6 +110,21 @@ def test_the_store_section_compares_with_memory_and_names_the_skipped_one(tmp_pa
     assert verdict and "| **met** |" in verdict[0] and verdict[0].endswith("| **met** |"), verdict
     assert f"| {stores.REDIS} | skipped | not measured | skipped | not measured |" in section
     assert rows["fcc (memory)"].split(" | ")[1] == "100.0"  # (0.030 - 0.015 s) ÷ 150 tokens
+
+
+def test_the_in_process_admission_table_and_its_problem(tmp_path: Path) -> None:
+    results = _results(0.0541, 0.62)
+    results.store_micro = [
+        {"store": store, "scenario": scenario, "n": 30, "p50_us": p50, "p90_us": p50 * 2}
+        for store, base in (("memory", 20.0), ("sqlite", 300.0))
+        for scenario, p50 in (("alone", base), ("right after a request ended", base * 3))
+    ]
+    section, _ = _store_rows(tmp_path, results)
+    assert "| store | alone | right after a request ended |" in section
+    assert "| sqlite | 300 / 600 (Δ +280) | 900 / 1,800 (Δ +840) |" in section
+    results.store_micro, results.store_micro_problem = [], "exited with 1: ImportError: no StateService"
+    section, _ = _store_rows(tmp_path, results)
+    assert "could not be measured: exited with 1: ImportError: no StateService." in section
 
 
 def test_a_store_over_the_bar_is_missed(tmp_path: Path) -> None:
