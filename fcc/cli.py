@@ -446,15 +446,19 @@ def doctor(
         if not p.models:
             _fail(f"the catalog lists no models for {provider}: name them, fcc doctor {provider}/MODEL")
     refs = targets(settings, models or [], provider, keys)
-    # The table says what each upstream answered; its warnings would say it twice.
-    logging.getLogger("fcc.upstream").setLevel(logging.ERROR)
     for ref in refs:
         if ref.provider not in settings.providers:
             _fail(f"{ref}: unknown provider {ref.provider!r} (`fcc models` lists them)")
+    # The table says what each upstream answered; its warnings would say it twice.
+    upstream_log = logging.getLogger("fcc.upstream")
+    level = upstream_log.level
+    upstream_log.setLevel(logging.ERROR)
     try:
         reports = asyncio.run(_doctor(settings, keys, refs, concurrency, quiet=as_json))
     except StoreError as exc:
         _fail(str(exc))
+    finally:
+        upstream_log.setLevel(level)  # a caller in the same process keeps its logging
     if as_json:
         out.print_json(json.dumps([r.wire() for r in reports]))
     else:
