@@ -6,15 +6,16 @@ import json
 
 import pytest
 
-from fcc.engine.translate.events import Delta, _dumps, encode
+from fcc.engine.translate.events import Delta, encode
+from fcc.engine.translate.wire import dumps
 
-VALUES = ["", "plain", 'quotes " and \\ slashes', "emoji 🎉 and 你好\n\ttabs", "\u2028\u0000"]
+VALUES = ["", "plain", 'quotes " and \\ slashes', "emoji 🎉 and 你好\n\ttabs", "\u2028\u0000", "lone \ud800"]
 
 
 @pytest.mark.parametrize("kind", ["text_delta", "input_json_delta", "thinking_delta", "signature_delta"])
 @pytest.mark.parametrize("value", VALUES)
 def test_delta_fast_path_matches_the_generic_encoding(kind: str, value: str):
     event = Delta(7, kind, value)  # type: ignore[arg-type]
-    generic = f"event: {event.type}\ndata: {_dumps(event.wire())}\n\n".encode()
+    generic = b"event: " + event.type.encode() + b"\ndata: " + dumps(event.wire()) + b"\n\n"
     assert encode(event) == generic
     assert json.loads(encode(event).decode().split("data: ", 1)[1])["delta"] == event.wire()["delta"]

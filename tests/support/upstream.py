@@ -25,10 +25,9 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
-
-from fcc.engine.server.edge import SSEResponse  # streams that stop when their client leaves
+from starlette.types import Receive, Scope, Send
 
 CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
@@ -190,6 +189,15 @@ class Upstream:
             return self._respond(self._stream(corpus_events("anthropic", arg)))
         words = arg.replace("_", " ") if kind == "text" else "hello from the test upstream"
         return self._respond(self._stream(_anthropic_text(words)))
+
+
+class SSEResponse(StreamingResponse):
+    """A stream that stops the moment its client leaves: Starlette listens for the
+    disconnect (and cancels the body) only for ASGI 2.3 servers, so it is told it has one."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        asgi = {**scope.get("asgi", {}), "spec_version": "2.3"}
+        await super().__call__({**scope, "asgi": asgi}, receive, send)
 
 
 class _Counted(SSEResponse):

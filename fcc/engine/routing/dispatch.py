@@ -110,6 +110,12 @@ class Request:
     beta: str | None
     version: str | None
 
+    def release(self) -> None:
+        """Once an answer is flowing no other candidate will need a request built: the parsed
+        body (larger than the client's JSON) need not live as long as the stream. Everything
+        later (error classification, the record) reads the features, never the body."""
+        self.body.clear()
+
 
 # How long a request may wait for a rate-limited or cooling-down backend before fcc answers
 # 429 itself (the client then waits retry-after and asks again).
@@ -280,6 +286,7 @@ class Dispatcher:
                         if not batch:
                             continue
                         flowing = True
+                        request.release()
                         record.served_by = candidate.label
                         self.state.success(candidate.label, lease)
                     for event in batch:

@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from fcc.engine.errors import UpstreamError
-from fcc.engine.translate.events import ErrorEvent, Event, MessageStart, Ping, Usage, encode
+from fcc.engine.translate.events import ErrorEvent, Event, MessageStart, Ping, encode
 
 log = logging.getLogger("fcc.server")
 TIMEOUT = object()
@@ -53,42 +53,36 @@ def upstream_error_response(exc: UpstreamError, headers: dict[str, str] | None =
     )
 
 
-class SSEResponse(StreamingResponse):
-    """A stream that notices its client leaving at once, not at its next write.
-
-    For ASGI 2.4 servers Starlette only learns of a disconnect when a write fails; a silent
-    upstream (a reasoning model, a slow local one) would keep generating, and hold its
-    concurrency slot, until the next ping. Starlette's listening branch cancels the stream
-    the moment the client goes; it is chosen by the scope's spec version."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        asgi = {**scope.get("asgi", {}), "spec_version": "2.3"}
-        await super().__call__({**scope, "asgi": asgi}, receive, send)
-
-
 class Pump:
-    """Pulls an async iterator one item at a time, with a deadline that does not cancel the
-    pending pull: a ping can go out while the upstream keeps working."""
+    """Pulls the dispatcher's event batches. The first pull may time out without being
+    cancelled (the route handler must answer within a ping interval, and the upstream keeps
+    working): it runs in a task. Every later pull runs in the puller's own task, with no
+    task, future or timer per batch: a batch costs one wake-up of the response's task."""
 
     def __init__(self, source: AsyncGenerator[list[Event], None]) -> None:
         self._source = source
         self._pending: asyncio.Future[list[Event]] | None = None
 
-    async def next(self, timeout: float | None) -> Any:
-        if self._pending is None:
-            self._pending = asyncio.ensure_future(anext(self._source))
+    async def first(self, timeout: float) -> Any:
+        """The first batch, or TIMEOUT if none came within `timeout` (it is still coming)."""
+        self._pending = asyncio.ensure_future(anext(self._source))
         done, _ = await asyncio.wait({self._pending}, timeout=timeout)
         if not done:
             return TIMEOUT
         future, self._pending = self._pending, None
         return future.result()
 
+    async def pull(self) -> list[Event]:
+        """The next batch; StopAsyncIteration at the end."""
+        if self._pending is not None:
+            future, self._pending = self._pending, None
+            return await future
+        return await anext(self._source)
+
     async def aclose(self) -> None:
         if self._pending is not None:
             self._pending.cancel()
-            # Shielded: when the client has gone, this runs in a cancelled scope that keeps
-            # cancelling whatever it awaits, which would cut the upstream's own close short
-            # (the connection stayed open, generating). The pull finishes its cleanup alone.
+            # The pull finishes its own cleanup (closing the upstream) before the stream ends.
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self._pending)
             self._pending = None
@@ -96,39 +90,137 @@ class Pump:
             await self._source.aclose()
 
 
-async def sse_body(
-    first: Any, pump: Pump, interval: float, message_id: str, model: str, estimate: int
-) -> AsyncIterator[bytes]:
-    """The SSE bytes of a committed stream, one write per batch. `first` is the first batch or
-    TIMEOUT (then a message_start of our own goes first, and the upstream's is dropped)."""
-    started = False
-    try:
-        item = first
-        while True:
-            if item is TIMEOUT:
-                if not started:
-                    yield encode(MessageStart(message_id, model, Usage(estimate, 1)))
-                    started = True
-                yield encode(Ping())
-            else:
-                out = []
-                for event in item:
-                    if isinstance(event, MessageStart):
-                        if started:
-                            continue
-                        started = True
-                    out.append(encode(event))
-                yield b"".join(out)
-            try:
-                item = await pump.next(interval)
-            except StopAsyncIteration:
-                return
-            except UpstreamError as exc:
-                yield encode(ErrorEvent(exc.error_type, str(exc)))
-                return
-            except Exception:
-                log.exception("stream failed")
-                yield encode(ErrorEvent("api_error", "fcc failed while streaming this answer; see its log"))
-                return
-    finally:
-        await pump.aclose()
+class EventStream(StreamingResponse):
+    """The SSE stream of a committed answer: one write per batch, a ping when the upstream has
+    been silent for `interval` seconds, and an end the moment the client leaves.
+
+    The batches are pulled in the response's own task. Pings come from one timer per
+    interval, re-armed from the time of the last write (not one per batch), and go out only
+    between writes, so two writes never overlap. A task listening for the client's
+    disconnect cancels the stream at once, even while the upstream is silent: its slot
+    frees up then, not at the next write. `first` is the first batch or TIMEOUT (then a
+    message_start of fcc's own goes first and the upstream's is dropped); `done` runs once,
+    however the stream ended."""
+
+    def __init__(
+        self,
+        first: Any,
+        pump: Pump,
+        interval: float,
+        start: MessageStart,
+        headers: Mapping[str, str],
+        done: Callable[[], object],
+    ) -> None:
+        super().__init__(iter(()), media_type="text/event-stream", headers=dict(headers))
+        self._first = first
+        self._pump = pump
+        self._interval = interval
+        self._start = start
+        self._done = done
+        self._started = False  # a message_start has gone out
+        self._writing = False  # a write is under way (a ping must wait)
+        self._last = 0.0  # loop time of the last write
+        self._ping: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._gone = False  # the client left
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        listener = asyncio.ensure_future(self._listen(receive, task))
+        try:
+            await self._stream(send)
+        except asyncio.CancelledError:
+            if not self._gone:
+                raise  # the server is shutting down
+            task.uncancel()  # the client left: the stream ended, nothing failed
+        finally:
+            listener.cancel()
+            with contextlib.suppress(BaseException):
+                await listener
+
+    async def _listen(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self._gone = True
+        task.cancel()
+
+    async def _stream(self, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+            )
+            self._last = loop.time()
+            self._timer = loop.call_at(self._last + self._interval, self._tick, send)
+            item = self._first
+            while True:
+                if item is TIMEOUT:
+                    await self._write(send, self._ping_bytes())
+                else:
+                    await self._write(send, self._batch_bytes(item))
+                try:
+                    item = await self._pump.pull()
+                except StopAsyncIteration:
+                    break
+                except UpstreamError as exc:
+                    await self._write(send, encode(ErrorEvent(exc.error_type, str(exc))))
+                    break
+                except Exception:
+                    log.exception("stream failed")
+                    failed = ErrorEvent("api_error", "fcc failed while streaming this answer; see its log")
+                    await self._write(send, encode(failed))
+                    break
+            await self._write(send, b"", more=False)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._ping is not None:
+                self._ping.cancel()
+            await self._pump.aclose()
+            self._done()
+
+    def _batch_bytes(self, batch: list[Event]) -> bytes:
+        out = []
+        for event in batch:
+            if isinstance(event, MessageStart):
+                if self._started:
+                    continue
+                self._started = True
+            out.append(encode(event))
+        return b"".join(out)
+
+    def _ping_bytes(self) -> bytes:
+        if self._started:
+            return encode(Ping())
+        self._started = True
+        return encode(self._start) + encode(Ping())
+
+    async def _write(self, send: Send, body: bytes, more: bool = True) -> None:
+        if self._ping is not None:
+            ping, self._ping = self._ping, None
+            with contextlib.suppress(Exception):
+                await ping
+        self._writing = True
+        try:
+            await send({"type": "http.response.body", "body": body, "more_body": more})
+        finally:
+            self._writing = False
+            self._last = asyncio.get_running_loop().time()
+
+    def _tick(self, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        due = self._last + self._interval
+        if loop.time() >= due and not self._writing and self._ping is None:
+            self._ping = loop.create_task(self._write_ping(send))
+            due = loop.time() + self._interval
+        self._timer = loop.call_at(max(due, loop.time() + 0.001), self._tick, send)
+
+    async def _write_ping(self, send: Send) -> None:
+        self._writing = True
+        try:
+            await send({"type": "http.response.body", "body": self._ping_bytes(), "more_body": True})
+        finally:
+            self._writing = False
+            self._last = asyncio.get_running_loop().time()
+            self._ping = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -16,15 +14,14 @@ from fcc.engine.routing.dispatch import TurnRecord, new_message_id
 from fcc.engine.routing.router import decide, probe_tier
 from fcc.engine.server.edge import (
     TIMEOUT,
+    EventStream,
     Pump,
-    SSEResponse,
     error_response,
     request_id,
-    sse_body,
     upstream_error_response,
 )
 from fcc.engine.server.state import AppState, deny, read_json, state_of, token_ok
-from fcc.engine.translate.events import MessageAccumulator, encode
+from fcc.engine.translate.events import MessageAccumulator, MessageStart, Usage, encode
 from fcc.engine.translate.tokens import count_tokens
 from fcc.engine.translate.validate import check_request
 from fcc.engine.types import JSON
@@ -73,7 +70,7 @@ async def messages(request: Request) -> Response:
         return await _whole(state, pump, record, headers)
     interval = settings.server.ping_interval
     try:
-        first = await pump.next(interval)
+        first = await pump.first(interval)
     except StopAsyncIteration:
         await pump.aclose()
         state.finish(record, 502)
@@ -84,9 +81,9 @@ async def messages(request: Request) -> Response:
         return upstream_error_response(exc, headers)
     if first is not TIMEOUT and record.served_by:
         headers["x-fcc-route"] = record.served_by
-    stream = sse_body(first, pump, interval, new_message_id(), features.model, estimate)
     headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
-    return SSEResponse(_finished(state, stream, record), media_type="text/event-stream", headers=headers)
+    start = MessageStart(new_message_id(), features.model, Usage(estimate, 1))
+    return EventStream(first, pump, interval, start, headers, lambda: state.finish(record, record.status))
 
 
 def _probe_answer(state: AppState, probe: Probe, body: JSON, estimate: int, record: TurnRecord) -> Response:
@@ -114,7 +111,7 @@ async def _whole(state: AppState, pump: Pump, record: TurnRecord, headers: dict[
     acc = MessageAccumulator()
     try:
         while True:
-            for event in await pump.next(None):
+            for event in await pump.pull():
                 acc.feed(event)
     except StopAsyncIteration:
         pass
@@ -131,16 +128,6 @@ async def _whole(state: AppState, pump: Pump, record: TurnRecord, headers: dict[
         headers["x-fcc-route"] = record.served_by
     headers["x-fcc-overhead-ms"] = f"{state.finish(record, 200):.2f}"
     return JSONResponse(acc.result(), headers=headers)
-
-
-async def _finished(
-    state: AppState, stream: AsyncIterator[bytes], record: TurnRecord
-) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in stream:
-            yield chunk
-    finally:
-        state.finish(record, record.status)
 
 
 async def count(request: Request) -> Response:

@@ -24,6 +24,7 @@ from fcc.engine.routing.evidence import KEEP, NAMESPACE, evidence, finding_of, f
 from fcc.engine.server.catalog_models import ModelList
 from fcc.engine.server.edge import error_response
 from fcc.engine.state.service import StateService
+from fcc.engine.translate import wire
 from fcc.engine.translate.tokens import ToolSizes
 from fcc.engine.types import JSON
 
@@ -161,6 +162,16 @@ async def read_json(request: Request) -> tuple[JSON, int]:
         if len(raw) > limit:
             raise too_big
     try:
+        data = wire.fast_loads(raw)  # most bodies: msgspec, and the checks below hold for them
+    except wire.DecodeError:
+        data = _stdlib_json(raw)  # the standard library's own verdict, and its located error
+    if not isinstance(data, dict):
+        raise ClientError("request body must be a JSON object")
+    return data, len(raw)
+
+
+def _stdlib_json(raw: bytearray) -> Any:
+    try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ClientError(f"request body is not UTF-8 text (bad byte at offset {exc.start})") from None
@@ -172,6 +183,4 @@ async def read_json(request: Request) -> tuple[JSON, int]:
         ) from None
     except RecursionError:
         raise ClientError("request body is nested too deeply to be a Messages request") from None
-    if not isinstance(data, dict):
-        raise ClientError("request body must be a JSON object")
-    return data, len(raw)
+    return data

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 from fcc.engine.translate.tool_input import input_object
+from fcc.engine.translate.wire import dumps
 from fcc.engine.types import JSON
 
 DeltaKind = Literal["text_delta", "input_json_delta", "thinking_delta", "signature_delta"]
@@ -161,18 +161,17 @@ Event = (
     MessageStart | BlockStart | Delta | RawDelta | BlockStop | MessageDelta | MessageStop | Ping | ErrorEvent
 )
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_DELTA_KIND = {kind: f',"delta":{{"type":"{kind}","{field}":'.encode() for kind, field in DELTA_FIELD.items()}
 
 
 def encode(event: Event) -> bytes:
     if type(event) is Delta:
         # The event sent most often, written without building its dict first.
-        field = DELTA_FIELD[event.kind]
-        return (
-            f'event: content_block_delta\ndata: {{"type":"content_block_delta","index":{event.index},'
-            f'"delta":{{"type":"{event.kind}","{field}":{_dumps(event.value)}}}}}\n\n'
-        ).encode()
-    return f"event: {event.type}\ndata: {_dumps(event.wire())}\n\n".encode()
+        return b"".join(
+            (_DELTA_HEAD, str(event.index).encode(), _DELTA_KIND[event.kind], dumps(event.value), b"}}\n\n")
+        )
+    return b"".join((b"event: ", event.type.encode(), b"\ndata: ", dumps(event.wire()), b"\n\n"))
 
 
 class MessageAccumulator:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from fcc.engine.catalog.secrets import KeyStore
+from fcc.engine.translate import wire
 from fcc.engine.translate.anthropic_request import forward_betas, to_anthropic_upstream
 from fcc.engine.translate.anthropic_stream import AnthropicStreamNormalizer
 from fcc.engine.translate.events import Event
@@ -56,7 +55,7 @@ class _Events:
         if not message.data:
             return []
         try:
-            data = json.loads(message.data)
+            data = wire.loads(message.data)
         except ValueError:
             return self._n.feed(
                 "error", {"error": {"type": "api_error", "message": "the upstream sent a malformed event"}}

@@ -13,12 +13,14 @@ import codecs
 import email.utils
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
+from typing import Any, TypeVar
 
 import httpx
 
 from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import UpstreamError
+from fcc.engine.translate import wire
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.sse import SSEDecoder, SSEMessage
 from fcc.engine.translate.upstream_errors import classify, upstream_message
@@ -26,6 +28,7 @@ from fcc.engine.transports.base import Adapter, StreamTranslator, Turn
 
 _MAX_ERROR_BODY = 64 * 1024
 log = logging.getLogger("fcc.upstream")
+T = TypeVar("T")
 
 
 def who(turn: Turn) -> str:
@@ -46,6 +49,50 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
+class Silence:
+    """The idle limit of one stream, with one timer for its whole life instead of one per
+    chunk: the timer fires `seconds` after the last chunk began to be awaited and re-arms
+    itself if a chunk came since. It cancels only a wait for the upstream (never a write to
+    the client, which is not the upstream's silence), in whichever task is waiting: the
+    stream's first pull and the later ones run in different tasks."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._loop = asyncio.get_running_loop()
+        self._since = self._loop.time()  # when the current wait began
+        self._waiting: asyncio.Task[Any] | None = None
+        self._fired = False
+        self._timer = self._loop.call_at(self._since + seconds, self._check)
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        due = self._since + self._seconds
+        if self._waiting is None:  # writing to the client: the upstream is not being silent
+            due = now + self._seconds
+        elif now >= due:
+            self._fired = True
+            self._waiting.cancel()
+            return
+        self._timer = self._loop.call_at(due, self._check)
+
+    async def wait(self, pending: Awaitable[T]) -> T:
+        """`pending`'s result; TimeoutError if the upstream stays silent too long."""
+        self._since = self._loop.time()
+        self._waiting = asyncio.current_task()
+        try:
+            return await pending
+        except asyncio.CancelledError:
+            if self._fired and self._waiting is not None:
+                self._waiting.uncancel()
+                raise TimeoutError from None
+            raise
+        finally:
+            self._waiting = None
+
+    def close(self) -> None:
+        self._timer.cancel()
+
+
 async def stream_turn(
     client: httpx.AsyncClient, adapter: Adapter, turn: Turn, keys: KeyStore
 ) -> AsyncGenerator[list[Event], None]:
@@ -56,8 +103,9 @@ async def stream_turn(
     # Connecting is bounded by its own limit; the first byte (the response headers) must
     # come within first_byte of sending, connection included.
     limits = httpx.Timeout(None, connect=timeouts.connect)
+    # The adapters set content-type; the body is encoded once, by msgspec (fcc/engine/translate/wire.py).
     outgoing = client.build_request(
-        "POST", request.url, headers=request.headers, json=request.json, timeout=limits
+        "POST", request.url, headers=request.headers, content=wire.dumps(request.json), timeout=limits
     )
     # The translated body now lives on as bytes inside `outgoing`; the dict (as large again
     # as the client's request) need not stay alive for the whole stream.
@@ -134,23 +182,26 @@ async def stream_turn(
         decoder = SSEDecoder()
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         chunks = response.aiter_bytes()
-        while True:
-            try:
-                async with asyncio.timeout(timeouts.idle):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                break
-            except TimeoutError:
-                yield translator.abort(f"{who(turn)} went silent for {timeouts.idle:g}s mid-answer")
-                return
-            except httpx.HTTPError as exc:
-                yield translator.abort(f"{who(turn)}: connection lost mid-answer ({type(exc).__name__})")
-                return
-            batch: list[Event] = []
-            for message in decoder.feed(text.decode(chunk)):
-                batch += _read(translator, turn, message)
-            if batch:
-                yield batch
+        silence = Silence(timeouts.idle)
+        try:
+            while True:
+                try:
+                    chunk = await silence.wait(anext(chunks))
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    yield translator.abort(f"{who(turn)} went silent for {timeouts.idle:g}s mid-answer")
+                    return
+                except httpx.HTTPError as exc:
+                    yield translator.abort(f"{who(turn)}: connection lost mid-answer ({type(exc).__name__})")
+                    return
+                batch: list[Event] = []
+                for message in decoder.feed(text.decode(chunk)):
+                    batch += _read(translator, turn, message)
+                if batch:
+                    yield batch
+        finally:
+            silence.close()
         batch = []
         for message in decoder.feed(text.decode(b"", final=True)) + decoder.flush():
             batch += _read(translator, turn, message)

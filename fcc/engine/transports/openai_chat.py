@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from fcc.engine.catalog.secrets import KeyStore
+from fcc.engine.translate import wire
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.openai_request import Target, thinking_requested, to_openai
 from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOptions
@@ -83,7 +82,7 @@ class _Lines:
             self._done = True
             return []
         try:
-            chunk = json.loads(data)
+            chunk = wire.loads(data)
         except ValueError:
             return self._t.abort(f"the upstream sent a malformed chunk: {data[:120]!r}")
         return self._t.feed(chunk) if isinstance(chunk, dict) else []
