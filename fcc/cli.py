@@ -318,9 +318,15 @@ def serve(
 
     from fcc.engine.server import create_app
     from fcc.engine.server.workers import ENV, describe
+    from fcc.engine.transports import speed
 
     overrides = Overrides(host=host, port=port, tiers=_parse_tier_flags(tier))
     settings = _settings(config, overrides)
+    try:
+        loop, http = speed.loop(), speed.http()
+        speed.upstream()
+    except RuntimeError as exc:
+        _fail(str(exc))
     s = settings.server
     if s.host not in _LOOPBACK and not s.auth_token:
         _fail(
@@ -363,6 +369,8 @@ def serve(
             port=s.port,
             log_level="warning",
             access_log=False,
+            loop=loop,
+            http=http,
         )
         return
     from fcc.engine.server.reload import POLL, Source
@@ -376,6 +384,8 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=5,
+        loop=loop,
+        http=http,
     )
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from fcc.engine.transports import speed
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -22,8 +24,16 @@ def free_port() -> int:
 def serve(app: Any, port: int | None = None) -> Iterator[str]:
     """Run an ASGI app on 127.0.0.1 until the block ends; yields its base URL."""
     port = port or free_port()
+    # The loop and parser fcc serve would use (FCC_LOOP=asyncio FCC_HTTP=h11: the stdlib ones).
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+        loop=speed.loop(),
+        http=speed.http(),
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -3,6 +3,7 @@ dispatcher. The server's lifespan runs it, and so does `fcc doctor`."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,7 @@ import httpx
 from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.routing.dispatch import Dispatcher
 from fcc.engine.state.service import StateService
-from fcc.engine.transports import TRANSPORTS
+from fcc.engine.transports import TRANSPORTS, speed
 
 
 @contextlib.asynccontextmanager
@@ -21,13 +22,20 @@ async def running(
     """Opens the store (StoreError says why it cannot be) and yields a dispatcher; closes both."""
     # Timeouts are enforced per provider in the transport loop; redirects are never
     # followed, so an upstream cannot send fcc (and a key) to another host.
+    # Keep every connection the limit allows: reopening them under load cost more than the
+    # pool's own bookkeeping (bench/RESULTS.md).
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    warm = None
+    if transport is None and speed.upstream() == "aiohttp":
+        from fcc.engine.transports.aio import AiohttpTransport
+
+        transport = AiohttpTransport(limits)
+        warm = asyncio.ensure_future(asyncio.to_thread(transport.prepare))
     async with httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(None, connect=30.0),
         follow_redirects=False,
-        # Keep every connection the limit allows: reopening them under load cost more
-        # than the pool's own bookkeeping (bench/RESULTS.md).
-        limits=httpx.Limits(max_connections=512, max_keepalive_connections=512),
+        limits=limits,
         trust_env=False,
     ) as client:
         await service.start()
@@ -36,3 +44,5 @@ async def running(
             yield Dispatcher(client, adapters, keys, service)
         finally:
             await service.stop()
+            if warm is not None:
+                await warm

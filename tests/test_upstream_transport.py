@@ -1,0 +1,250 @@
+"""The upstream leg on either transport (fcc/engine/transports/aio.py, or httpx's own pool
+with FCC_UPSTREAM=httpx) raises the same httpx errors for the same wire events, so the
+transport loop's decisions do not depend on which runs. Real sockets on loopback: a server
+that answers, closes, cuts a body short, or drops a kept-alive connection as a request comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fcc.engine.catalog.config import load_settings
+from fcc.engine.catalog.secrets import KeyStore
+from fcc.engine.server import create_app
+from fcc.engine.transports.aio import AiohttpTransport
+from tests.support.servers import free_port, serve
+
+pytestmark = pytest.mark.anyio
+LIMITS = httpx.Limits(max_connections=8, max_keepalive_connections=8)
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[bool]]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def transports() -> list[Callable[[], httpx.AsyncBaseTransport]]:
+    return [lambda: AiohttpTransport(LIMITS), lambda: httpx.AsyncHTTPTransport(limits=LIMITS)]
+
+
+TRANSPORTS = pytest.mark.parametrize("make", transports(), ids=["aiohttp", "httpcore"])
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return await reader.readexactly(length) if length else b""
+
+
+@contextlib.asynccontextmanager
+async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
+    """A loopback server; `handler(reader, writer, n)` serves the n-th request of a connection
+    (from 1) and says whether to keep the connection. Yields its URL and the connections seen."""
+    connections: list[int] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        n = 0
+        try:
+            while True:
+                n += 1
+                await read_request(reader)
+                if not await handler(reader, writer, n):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}", connections
+
+
+def sse(text: str) -> bytes:
+    chunk = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+    last = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    body = f"data: {json.dumps(chunk)}\n\ndata: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode()
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+    writer.write(sse("hello"))
+    await writer.drain()
+    return True
+
+
+@TRANSPORTS
+async def test_an_answer_comes_through_and_the_connection_is_kept(make):
+    async with raw_server(answer) as (url, connections), httpx.AsyncClient(transport=make()) as client:
+        for _ in range(3):
+            response = await client.post(url + "/v1/chat/completions", content=b"{}")
+            assert response.status_code == 200 and b"hello" in response.content
+            assert response.headers["content-type"] == "text/event-stream"
+        assert len(connections) == 1
+
+
+@TRANSPORTS
+async def test_nobody_listening_is_a_connect_error(make):
+    async with httpx.AsyncClient(transport=make()) as client:
+        with pytest.raises(httpx.ConnectError):
+            await client.post(f"http://127.0.0.1:{free_port()}/v1/chat/completions", content=b"{}")
+
+
+@TRANSPORTS
+async def test_a_connection_closed_before_any_answer_is_a_protocol_error(make):
+    async def close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        return False
+
+    async with raw_server(close) as (url, _), httpx.AsyncClient(transport=make()) as client:
+        with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+            await client.post(url + "/v1/chat/completions", content=b"{}")
+
+
+@TRANSPORTS
+async def test_a_body_cut_short_is_an_error_mid_read(make):
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        writer.write(b'10\r\ndata: {"a": 1}\n\n\r\n')  # one whole chunk, then the connection goes
+        await writer.drain()
+        return False
+
+    async with raw_server(cut) as (url, _), httpx.AsyncClient(transport=make()) as client:
+        async with client.stream("POST", url + "/v1/chat/completions", content=b"{}") as response:
+            got = b""
+            with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
+                async for piece in response.aiter_bytes():
+                    got += piece
+        assert got == b'data: {"a": 1}\n\n'
+
+
+@TRANSPORTS
+async def test_a_body_left_unread_does_not_leave_its_connection_for_reuse(make):
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        with contextlib.suppress(ConnectionError):
+            for _ in range(200):
+                writer.write(b"6\r\ndata:\n\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.01)
+        return False
+
+    async with raw_server(endless) as (url, connections), httpx.AsyncClient(transport=make()) as client:
+        for _ in range(2):
+            async with client.stream("POST", url + "/v1/chat/completions", content=b"{}") as response:
+                async for _piece in response.aiter_bytes():
+                    break  # the client goes after one read: the connection cannot be reused
+        assert len(connections) == 2
+
+
+BODY = '{"a":"é"}'.encode()
+
+
+@TRANSPORTS
+async def test_the_request_goes_out_as_given(make):
+    seen: list[bytes] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head + await reader.readexactly(len(BODY)))
+        writer.write(sse("ok"))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, httpx.AsyncClient(transport=make()) as client:
+        response = await client.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions?api-version=1",
+            content=BODY,
+            headers={"authorization": "Bearer k", "content-type": "application/json"},
+        )
+        assert response.status_code == 200
+    head, body = seen[0].split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    fields = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    assert lines[0] == "POST /v1/chat/completions?api-version=1 HTTP/1.1"
+    assert fields["authorization"] == "Bearer k" and fields["content-length"] == str(len(BODY))
+    assert fields["content-type"] == "application/json" and fields["host"] == f"127.0.0.1:{port}"
+    assert "python-httpx" in fields["user-agent"]  # httpx's headers, not the transport's own
+    assert body == BODY
+
+
+# ---------- through fcc: a kept-alive connection the server drops as the request comes ----------
+
+
+@contextlib.contextmanager
+def dropping_upstream() -> Iterator[tuple[str, list[int]]]:
+    """Answers the first request of each connection; drops the connection when a second one
+    comes on it (a server closing an idle keep-alive just as fcc reuses it)."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box: dict[str, object] = {}
+
+    async def drop_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        if n > 1:
+            return False
+        writer.write(sse(f"answer {len(box['connections'])}"))  # type: ignore[arg-type]
+        await writer.drain()
+        return True
+
+    async def main() -> None:
+        stop = box["stop"] = asyncio.Event()
+        async with raw_server(drop_second) as (url, connections):
+            box["url"], box["connections"] = url, connections
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True)
+    thread.start()
+    ready.wait(5)
+    try:
+        yield str(box["url"]), box["connections"]  # type: ignore[misc]
+    finally:
+        loop.call_soon_threadsafe(box["stop"].set)  # type: ignore[attr-defined]
+        thread.join(5)
+        loop.close()
+
+
+@pytest.mark.parametrize("upstream", ["aiohttp", "httpx"])
+def test_a_dropped_keep_alive_is_retried_once_on_a_fresh_connection(
+    upstream: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("FCC_UPSTREAM", upstream)
+    with dropping_upstream() as (url, connections):
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            "providers:\n  drop:\n    transport: openai_chat\n"
+            f"    base_url: {url}/v1\n    auth: none\n    local: true\n"
+            "tiers:\n  default: drop/m\n"
+        )
+        with serve(create_app(load_settings(config), KeyStore(environ={}))) as fcc:
+            texts = []
+            for _ in range(3):
+                response = httpx.post(
+                    f"{fcc}/v1/messages",
+                    json={"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+                    timeout=10,
+                )
+                assert response.status_code == 200, response.text
+                texts.append(response.json()["content"][0]["text"])
+        assert texts == ["answer 1", "answer 2", "answer 3"]  # each on a fresh connection
+        assert len(connections) == 3
