@@ -16,16 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fcc import __version__
-from fcc.commands.check import run_check
-from fcc.commands.doctor import DoctorProgress, Report
-from fcc.commands.init import scaffold
-from fcc.commands.models import doctor_rows, live_health, probe_rows, provider_rows, rule_rows, tier_rows
-from fcc.commands.route import RequestFileError, explain, read_request
+from fcc.commands.models import tier_rows
 from fcc.engine.catalog.config import ModelRef, Overrides, Settings, config_dir, load_settings
 from fcc.engine.catalog.resources import catalog_dir
 from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ConfigError, FccError
 
+# Each command imports what it alone uses, so `fcc serve` starts without the others' modules.
 if TYPE_CHECKING:
     from fcc.commands.doctor import Report
     from fcc.engine.catalog.config import ModelRef
@@ -79,6 +76,8 @@ def check(
 
     Example: fcc check ~/.config/free-claude-code/config.yaml my-provider.yaml
     """
+    from fcc.commands.check import run_check
+
     report = run_check(paths or [], config)
     if as_json:
         out.print_json(
@@ -107,6 +106,8 @@ def init(
 
     Example: fcc init && fcc check
     """
+    from fcc.commands.init import scaffold
+
     target = directory or config_dir()
     settings = _builtin_settings()
     tiers: dict[str, str] = {t: str(r.target) for t, r in settings.tiers.items()}
@@ -169,6 +170,8 @@ def models(
     settings = _settings(config, Overrides(tiers=_parse_tier_flags(tier)))
     if provider is not None and provider not in settings.providers:
         _fail(f"unknown provider {provider!r}: known providers are {', '.join(sorted(settings.providers))}")
+    from fcc.commands.models import doctor_rows, live_health, probe_rows, provider_rows, rule_rows
+
     tiers = tier_rows(settings)
     rules = rule_rows(settings)
     providers = provider_rows(settings, _keys(settings), provider)
@@ -265,6 +268,9 @@ def route(
 
     Example: fcc route ~/recorded/turn.json --json
     """
+    from fcc.commands.models import live_health
+    from fcc.commands.route import RequestFileError, explain, read_request
+
     settings = _settings(config, Overrides(tiers=_parse_tier_flags(tier)))
     try:
         body, headers = read_request(request)
@@ -486,7 +492,7 @@ async def _doctor(
 ) -> list[Report]:
     from rich.live import Live
 
-    from fcc.commands.doctor import Doctor, claude_code_tools, run
+    from fcc.commands.doctor import Doctor, DoctorProgress, claude_code_tools, run
     from fcc.engine.routing.runtime import running
     from fcc.engine.state import backend_for
     from fcc.engine.state.service import StateService

@@ -19,6 +19,8 @@ from tests.support.upstream import Upstream
 # Tests never read the developer's own ~/.config/free-claude-code or keys.
 _HOME = tempfile.mkdtemp(prefix="fcc-test-home-")
 os.environ["XDG_CONFIG_HOME"] = str(Path(_HOME) / "config")
+# One document cache for the session (catalog/cache.py): it never writes to the real ~/.cache.
+os.environ["XDG_CACHE_HOME"] = str(Path(_HOME) / "cache")
 os.environ.pop("FCC_CONFIG", None)
 
 

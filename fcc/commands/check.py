@@ -52,7 +52,7 @@ def _expand(paths: Iterable[Path]) -> list[Path]:
 
 def _settings_problems(config_path: Path | None) -> list[Problem]:
     try:
-        config_mod.load_settings(config_path)
+        config_mod.load_settings(config_path, cached=False)  # the validator validates everything
     except ConfigError as exc:
         return list(exc.problems)
     return []

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
+from fcc.engine.catalog.cache import MISS, DocumentCache, NoCache
 from fcc.engine.catalog.documents import Document, iter_yaml, parse, validate
 from fcc.engine.catalog.providers import Provider, provider_from_data
 from fcc.engine.catalog.references import check_references
@@ -150,15 +151,20 @@ class Settings:
         return tuple(p for p in self.probes if p.name not in self.disabled_probes)
 
 
-def _load_doc(path: Path, kind: str, problems: list[Problem]) -> Document | None:
+def _load_doc(path: Path, kind: str, problems: list[Problem], cache: DocumentCache) -> Document | None:
     """A valid document, or None (its problems are in `problems`)."""
-    doc, valid = _read_doc(path, kind, problems)
+    doc, valid = _read_doc(path, kind, problems, cache)
     return doc if valid else None
 
 
-def _read_doc(path: Path, kind: str, problems: list[Problem]) -> tuple[Document | None, bool]:
+def _read_doc(
+    path: Path, kind: str, problems: list[Problem], cache: DocumentCache
+) -> tuple[Document | None, bool]:
     """The parsed document even when the schema rejects it (the references in it can still be
     checked, so one run reports every problem), and whether it is valid."""
+    data, before = cache.get(path, kind)
+    if data is not MISS:
+        return Document(str(path), data), True
     doc, found = parse(path)
     problems += found
     if doc is None:
@@ -167,23 +173,29 @@ def _read_doc(path: Path, kind: str, problems: list[Problem]) -> tuple[Document 
         doc = Document(doc.path, {}, doc.tree)
     errors = validate(doc, kind)
     problems += errors
+    if not errors:
+        cache.put(path, kind, before, doc.data)
     return doc, not errors
 
 
-def load_catalog(folder: Path, problems: list[Problem]) -> dict[str, tuple[Document, JSON]]:
+def load_catalog(
+    folder: Path, problems: list[Problem], cache: DocumentCache | None = None
+) -> dict[str, tuple[Document, JSON]]:
     """Every provider document in `folder`, by id (later duplicates are problems)."""
+    cache = cache or NoCache()
     found: dict[str, tuple[Document, JSON]] = {}
     for path in iter_yaml(folder):
-        doc = _load_doc(path, "provider", problems)
+        doc = _load_doc(path, "provider", problems, cache)
         if doc is None:
             continue
         pid = doc.data["id"]
-        line, col = doc.locate(["id"])
         if pid in found:
             other = found[pid][0].path
+            line, col = doc.locate(["id"])  # only now: a cached document is parsed to say where
             problems.append(Problem(doc.path, line, col, f"duplicate provider id {pid!r} (also in {other})"))
             continue
         if path.stem != pid:
+            line, col = doc.locate(["id"])
             problems.append(
                 Problem(
                     doc.path,
@@ -196,13 +208,13 @@ def load_catalog(folder: Path, problems: list[Problem]) -> dict[str, tuple[Docum
     return found
 
 
-def _load_probes(folders: list[Path], problems: list[Problem]) -> tuple[Probe, ...]:
+def _load_probes(folders: list[Path], problems: list[Problem], cache: DocumentCache) -> tuple[Probe, ...]:
     """Built-in probe documents, then the user's: a user probe replaces one of the same name."""
     found: dict[str, Probe] = {}
     for folder in folders:
         seen: dict[str, str] = {}
         for path in iter_yaml(folder):
-            doc = _load_doc(path, "probe", problems)
+            doc = _load_doc(path, "probe", problems, cache)
             if doc is None:
                 continue
             name = doc.data["name"]
@@ -229,20 +241,32 @@ def load_settings(
     overrides: Overrides | None = None,
     *,
     user_config: bool = True,
+    cached: bool = True,
 ) -> Settings:
     """Everything fcc needs to run; raises ConfigError listing every problem at once.
-    user_config=False: the shipped catalog and defaults alone (no config.yaml, no user probes)."""
-    overrides = overrides or Overrides()
+    user_config=False: the shipped catalog and defaults alone (no config.yaml, no user probes).
+    cached=False: parse and validate every document even if it validated before (fcc check)."""
+    cache = DocumentCache() if cached else NoCache()
+    try:
+        return _load_settings(config_path, overrides or Overrides(), user_config, cache)
+    finally:
+        cache.save()
+
+
+def _load_settings(
+    config_path: Path | None, overrides: Overrides, user_config: bool, cache: DocumentCache
+) -> Settings:
     problems: list[Problem] = []
     cat = catalog_dir()
-    catalog = load_catalog(cat / "providers", problems)
-    defaults = _load_doc(cat / "defaults.yaml", "config", problems)
+    catalog = load_catalog(cat / "providers", problems, cache)
+    defaults = _load_doc(cat / "defaults.yaml", "config", problems, cache)
     path = config_path or default_config_path()
     user: Document | None = None
     user_valid = True
     if user_config and (path.exists() or config_path is not None):
-        user, user_valid = _read_doc(path, "config", problems)
-    probes = _load_probes([cat / "probes", *([path.parent / "probes"] if user_config else [])], problems)
+        user, user_valid = _read_doc(path, "config", problems, cache)
+    folders = [cat / "probes", *([path.parent / "probes"] if user_config else [])]
+    probes = _load_probes(folders, problems, cache)
     if defaults is None:
         raise ConfigError(problems)
     # What the documents refer to is checked even when one breaks the schema, so a single
@@ -287,10 +311,9 @@ def _merge_providers(
             continue
         data = _merge(merged[pid], entry) if pid in merged else {"id": pid, "display_name": pid, **entry}
         # The merged result must be a whole provider (a new one needs transport, base_url…).
-        merged_doc = Document(user.path, {"p": data}, user.tree)
-        line, col = user.locate(where)
-        for p in validate(merged_doc, "provider", at=["p"]):
+        for p in validate(Document(user.path, {"p": data}, {}), "provider", at=["p"]):
             detail = p.message.split(": ", 1)[-1]
+            line, col = user.locate(where)  # the entry, not a key of the merged whole
             problems.append(Problem(user.path, line, col, f"providers/{pid}: {detail}"))
         merged[pid] = data
         sources[pid] = user.path

@@ -10,31 +10,43 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import jsonschema
-from referencing import Registry, Resource
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from typing import TYPE_CHECKING, Any
 
 from fcc.engine.catalog.resources import schema_path
 from fcc.engine.errors import Problem
+
+if TYPE_CHECKING:  # imported where used: a start with every document cached needs neither
+    import jsonschema
+    from ruamel.yaml.error import MarkedYAMLError
 
 SCHEMA_KINDS = ("provider", "probe", "config")  # the kinds of document
 _SHARED = ("conditions",)  # schemas the kinds refer to
 
 
-@dataclass(frozen=True, slots=True)
-class Document:
-    """A parsed document: its plain data, and the positions of its keys for later messages."""
+_UNREAD: Any = object()  # a cached document's tree, until a message needs it
 
-    path: str
-    data: Any
-    tree: Any  # the ruamel tree, only used to locate keys
+
+class Document:
+    """A parsed document: its plain data, and the positions of its keys for later messages.
+    A document read from the cache (catalog/cache.py) has no tree until a message needs a
+    position: then the file is parsed again."""
+
+    __slots__ = ("_tree", "data", "path")
+
+    def __init__(self, path: str, data: Any, tree: Any = _UNREAD) -> None:
+        self.path = path
+        self.data = data
+        self._tree = tree
+
+    @property
+    def tree(self) -> Any:
+        """The ruamel tree, only used to locate keys."""
+        if self._tree is _UNREAD:
+            again, _ = parse(Path(self.path))
+            self._tree = again._tree if again is not None else None
+        return self._tree
 
     def locate(self, where: Sequence[str | int]) -> tuple[int, int]:
         return locate(self.tree, where)
@@ -47,6 +59,9 @@ def load_schema(kind: str) -> dict[str, Any]:
 
 @cache
 def _validator(kind: str) -> jsonschema.protocols.Validator:
+    import jsonschema
+    from referencing import Registry, Resource
+
     schemas = {k: load_schema(k) for k in (*SCHEMA_KINDS, *_SHARED) if schema_path(k).exists()}
     resources = [(s["$id"], Resource.from_contents(s)) for s in schemas.values()]
     # Relative "$ref": "provider.schema.json#..." resolves against the sibling's $id.
@@ -71,6 +86,9 @@ def parse(path: Path, text: str | None = None) -> tuple[Document | None, list[Pr
             return None, [Problem(name, 1, exc.start + 1, "is not UTF-8 text")]
         except OSError as exc:
             return None, [Problem(name, 1, 1, f"cannot be read: {exc.strerror}")]
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
     yaml = YAML(typ="rt")
     try:
         tree = yaml.load(text)
@@ -117,6 +135,8 @@ def plain(node: Any) -> Any:
 
 def locate(tree: Any, where: Sequence[str | int]) -> tuple[int, int]:
     """1-based line and column of the key (or item) at `where`, or of the nearest parent."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
     line, col = 1, 1
     node = tree
     for step in where:
