@@ -83,9 +83,23 @@ def test_a_reference_problem_in_a_cached_document_is_still_located(tmp_path: Pat
     assert problems[0][0].startswith(f"{config}:3:3: ") and "nowhere" in problems[0][0]
 
 
-def test_a_start_with_everything_cached_imports_neither_yaml_nor_jsonschema(tmp_path: Path, cache_home: Path):
+# The config's own providers are validated merged with the catalog's: that is cached too.
+OWN_PROVIDERS = """\
+providers:
+  mine:
+    transport: openai_chat
+    base_url: http://127.0.0.1:9/v1
+  groq:
+    limits: {requests_per_minute: 5}
+"""
+
+
+@pytest.mark.parametrize("text", [CONFIG, CONFIG + OWN_PROVIDERS], ids=["tiers", "own-providers"])
+def test_a_start_with_everything_cached_imports_neither_yaml_nor_jsonschema(
+    tmp_path: Path, cache_home: Path, text: str
+):
     config = tmp_path / "config.yaml"
-    config.write_text(CONFIG)
+    config.write_text(text)
     load_settings(config)
     code = (
         "import sys; from pathlib import Path; from fcc.engine.catalog.config import load_settings; "
@@ -121,3 +135,14 @@ def test_an_unwritable_cache_only_costs_time(tmp_path: Path, monkeypatch: pytest
     (blocker.parent / "bad" / "fcc").mkdir()
     (blocker.parent / "bad" / "fcc" / cache_mod.FILE).write_text("{not json")
     assert load_settings(config).tiers["opus"].target.provider == "groq"
+
+
+def test_an_own_provider_that_is_incomplete_is_reported_every_time(tmp_path: Path, cache_home: Path):
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG + "providers:\n  mine:\n    transport: openai_chat\n")
+    for _ in range(2):  # nothing invalid is remembered
+        with pytest.raises(ConfigError) as caught:
+            load_settings(config)
+        assert [str(p) for p in caught.value.problems] == [
+            f"{config}:4:3: providers/mine: 'base_url' is a required property"
+        ]

@@ -275,7 +275,7 @@ def _load_settings(
     if problems or not user_valid:
         raise ConfigError(problems)
     user_data: JSON = user.data if user else {}
-    providers = _merge_providers(catalog, user, problems)
+    providers = _merge_providers(catalog, user, problems, cache)
     if problems:
         raise ConfigError(problems)
     server = _server(defaults.data.get("server", {}), user_data.get("server", {}), overrides)
@@ -297,7 +297,10 @@ def _load_settings(
 
 
 def _merge_providers(
-    catalog: Mapping[str, tuple[Document, JSON]], user: Document | None, problems: list[Problem]
+    catalog: Mapping[str, tuple[Document, JSON]],
+    user: Document | None,
+    problems: list[Problem],
+    cache: DocumentCache,
 ) -> dict[str, Provider]:
     merged = {pid: data for pid, (_, data) in catalog.items()}
     sources = {pid: doc.path for pid, (doc, _) in catalog.items()}
@@ -311,10 +314,16 @@ def _merge_providers(
             continue
         data = _merge(merged[pid], entry) if pid in merged else {"id": pid, "display_name": pid, **entry}
         # The merged result must be a whole provider (a new one needs transport, base_url…).
-        for p in validate(Document(user.path, {"p": data}, {}), "provider", at=["p"]):
-            detail = p.message.split(": ", 1)[-1]
-            line, col = user.locate(where)  # the entry, not a key of the merged whole
-            problems.append(Problem(user.path, line, col, f"providers/{pid}: {detail}"))
+        # The same merge validated before (same schemas: the cache's stamp) needs no jsonschema.
+        known, before = cache.get(Path(user.path), f"merged-provider {pid}")
+        if known != data:
+            found = validate(Document(user.path, {"p": data}, {}), "provider", at=["p"])
+            for p in found:
+                detail = p.message.split(": ", 1)[-1]
+                line, col = user.locate(where)  # the entry, not a key of the merged whole
+                problems.append(Problem(user.path, line, col, f"providers/{pid}: {detail}"))
+            if not found:
+                cache.put(Path(user.path), f"merged-provider {pid}", before, data)
         merged[pid] = data
         sources[pid] = user.path
     if problems:
