@@ -32,6 +32,9 @@ class Plan:
     micro_budget: float = 1.0  # seconds per micro-benchmark
     profile_seconds: int = 8  # py-spy on fcc at the profile concurrency (0: off)
     profile_concurrency: int = 64
+    # `fcc serve --workers N` (on a shared sqlite store) as one more contender, at these levels only
+    workers: int = 2
+    workers_levels: tuple[int, ...] = (16, 64, 256)
 
 
 FULL = Plan(
@@ -50,4 +53,5 @@ QUICK = Plan(
     check_runs=1,
     micro_budget=0.2,
     profile_seconds=0,
+    workers_levels=(16,),  # one level: the code path runs in CI, at the cost of one batch or two
 )

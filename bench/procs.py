@@ -78,6 +78,51 @@ def wait_http(url: str, proc: subprocess.Popen[str] | None, timeout: float, step
     raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
 
 
+def wait_answer(
+    url: str,
+    body: bytes,
+    proc: subprocess.Popen[str] | None,
+    timeout: float,
+    step: float = 0.005,
+    expect: bytes = b"",
+) -> float:
+    """Seconds until a POST of `body` to `url` is answered 200 (retried while nothing listens);
+    RuntimeError if the process dies, time runs out, or the answer is another status or lacks
+    `expect` (the upstream's marker: proof the answer went through it)."""
+    start = time.perf_counter()
+    headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+    with httpx.Client(trust_env=False, timeout=max(timeout, 1.0)) as client:
+        while time.perf_counter() - start < timeout:
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+            try:
+                response = client.post(url, content=body, headers=headers)
+            except httpx.TransportError:
+                time.sleep(step)
+                continue
+            took = time.perf_counter() - start
+            if response.status_code != 200:
+                raise RuntimeError(f"{url} answered {response.status_code}: {response.text[:200]}")
+            if expect not in response.content:
+                raise RuntimeError(f"{url} answered without {expect!r}: {response.text[:200]}")
+            return took
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+def settle(pid: int, timeout: float, quiet: float = 0.25, busy: float = 0.02) -> bool:
+    """Wait until `pid`'s process tree has used under `busy` CPU-s over `quiet` seconds (its
+    processes have finished starting); False if it was still busy after `timeout` seconds."""
+    deadline = time.perf_counter() + timeout
+    last = cpu_seconds(pid)
+    while time.perf_counter() < deadline:
+        time.sleep(quiet)
+        now = cpu_seconds(pid)
+        if now - last < busy:
+            return True
+        last = now
+    return False
+
+
 def stop(proc: subprocess.Popen[str] | None) -> None:
     if proc is None or proc.poll() is not None:
         return

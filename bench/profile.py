@@ -9,29 +9,72 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# First match wins: a frame's file decides which part of the stack it is charged to.
+REPO = Path(__file__).resolve().parent.parent
+
+UVLOOP = "uvloop (its event loop in C: epoll, callbacks, socket I/O)"
+# First match wins: the innermost frame's file decides which part of the code a sample is
+# charged to. A rule is a path prefix ("aiohttp/"), or a prefix and a file's basename
+# ("fcc/…/wire.py": fcc's wire.py wherever it sits, fcc/engine/wire.py or fcc/engine/translate/). C extensions
+# (msgspec, aiohttp's and httptools' parsers, uvloop, sqlite3) have no Python frames: their time
+# lands on the Python line that called them, hence the labels.
 _BUCKETS = (
+    ("fcc/…/wire.py", "msgspec via fcc's wire.py (JSON parse and encode; msgspec's C time lands here)"),
+    ("msgspec/", "msgspec via fcc's wire.py (JSON parse and encode; msgspec's C time lands here)"),
     ("fcc/engine/translate/", "fcc translate (SSE decode, chunk → events, encode)"),
-    ("fcc/engine/server/", "fcc server (route handler, Pump, sse_body)"),
-    ("fcc/engine/transports/", "fcc transport loop (stream_turn)"),
-    ("fcc/engine/dispatch", "fcc dispatch"),
+    ("fcc/…/edge.py", "fcc EventStream and Pump (edge.py: the client-side SSE stream, pings)"),
+    ("fcc/engine/server/", "fcc server (route handler, body read, app state, records)"),
+    ("fcc/…/aio.py", "fcc aiohttp transport (aio.py: httpx's interface over aiohttp)"),
+    ("fcc/…/transports/http.py", "fcc transport loop (stream_turn, the Silence watchdog)"),
+    ("fcc/engine/transports/", "fcc adapters (upstream request, chunk reader)"),
+    ("fcc/engine/routing/", "fcc routing and dispatch"),
+    ("fcc/engine/dispatch", "fcc routing and dispatch"),  # before fcc/engine/routing/ existed
     ("fcc/engine/state/", "fcc state store (admission, records; SQLite's C time lands here)"),
     ("redis/", "redis client (redis-py)"),
-    ("fcc/", "fcc other"),
+    ("fcc/", "fcc other (request features, probes, catalog)"),
     ("json/", "json (stdlib; C encoder/decoder time lands here)"),
-    ("h11/", "h11 (HTTP/1.1 parsing, both sides)"),
-    ("httpcore/", "httpcore (upstream connection pool)"),
-    ("httpx/", "httpx (upstream client)"),
-    ("uvicorn/", "uvicorn (server protocol)"),
-    ("starlette/", "starlette (routing, middleware, StreamingResponse)"),
+    ("aiohttp/", "aiohttp (upstream pool, streams; its C HTTP parser lands here)"),
+    ("aiohappyeyeballs/", "aiohttp (upstream pool, streams; its C HTTP parser lands here)"),
+    ("multidict/", "aiohttp (upstream pool, streams; its C HTTP parser lands here)"),
+    ("yarl/", "aiohttp (upstream pool, streams; its C HTTP parser lands here)"),
+    (
+        "uvicorn/protocols/http/httptools_impl.py",
+        "uvicorn on httptools (client-side HTTP/1.1; httptools' C parser lands here)",
+    ),
+    ("httptools/", "uvicorn on httptools (client-side HTTP/1.1; httptools' C parser lands here)"),
+    ("uvicorn/protocols/http/h11_impl.py", "uvicorn on h11 (client-side HTTP/1.1)"),
+    ("h11/", "h11 (HTTP/1.1 parsing: uvicorn's h11 protocol, httpcore)"),
+    ("uvicorn/", "uvicorn (server, middleware)"),
+    ("httpcore/", "httpcore (upstream connection pool: FCC_UPSTREAM=httpx or an older fcc)"),
+    ("httpx/", "httpx (upstream client API)"),
+    ("starlette/", "starlette (routing, middleware)"),
     ("anyio/", "anyio (cancel scopes, task groups)"),
-    ("asyncio/", "asyncio (event loop, tasks, transports, syscalls)"),
-    ("selectors.py", "asyncio (event loop, tasks, transports, syscalls)"),
+    ("uvloop/", UVLOOP),
+    ("asyncio/", "asyncio (tasks, futures, timeouts; with the stdlib loop: the loop, transports, syscalls)"),
+    (
+        "selectors.py",
+        "asyncio (tasks, futures, timeouts; with the stdlib loop: the loop, transports, syscalls)",
+    ),
+)
+OTHER = "other (python runtime, logging, …)"
+# Generated or generic runtime code (a dataclass's __init__ in "<string>", "<frozen …>" modules,
+# abc's isinstance, codecs, contextlib): charged to the innermost caller that is not, so its cost
+# shows where it is paid.
+_TRANSPARENT = (
+    *("_weakrefset.py", "abc.py", "typing.py", "enum.py", "functools.py", "contextlib.py"),
+    *("dataclasses.py", "copy.py", "weakref.py", "codecs.py", "types.py", "copyreg.py"),
 )
 # The state store's code, in-process: what --stores charges to each backend.
 STORE_PATHS = ("fcc/engine/state/", "redis/", "sqlite3/")
-# Frames up to the event loop's callback runner are the same in every sample: not interesting.
-_LOOP_FRAME = "Handle._run"
+# Frames down to the event loop's callback runner are the same in every sample: not interesting.
+# With the stdlib loop that is Handle._run (asyncio/events.py); uvloop's loop is C, so its
+# callbacks sit right on asyncio.Runner.run (asyncio/runners.py). A worker thread's own
+# machinery ends at Thread.run / the executor's _worker.
+_LOOP_FRAMES = {
+    ("Handle._run", "asyncio/events.py"),
+    ("Runner.run", "asyncio/runners.py"),
+    ("Thread.run", "threading.py"),
+    ("_worker", "concurrent/futures/thread.py"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +89,44 @@ class Profile:
 
 
 # fcc's own steps, per request and per chunk: their inclusive share says what each one costs.
+# (kind, function, what it is, where): `where` is a path suffix the frame's file must end with
+# ("" for any), so a step still matches after its module moved to another package.
 KEY_FRAMES = (
-    ("per request", "create_app.<locals>.messages", "route handler up to the first event"),
-    ("per request", "create_app.<locals>.read_json", "read + json.loads the 50-90 KB body"),
-    ("per request", "find_probe", "probe matching on the body"),
-    ("per request", "OpenAIChat.build", "to_openai: Anthropic → OpenAI request"),
-    ("per request", "BaseClient.build_request", "httpx builds the request (json.dumps of the body)"),
-    ("per request", "AsyncClient.send", "httpx sends it and waits for headers"),
-    ("per request", "AsyncConnectionPool._assign_requests_to_connections", "httpcore pool bookkeeping"),
-    ("per chunk", "Response.aiter_bytes", "httpx/httpcore/h11 read of the upstream body"),
-    ("per chunk", "SSEDecoder.feed", "SSE decode"),
-    ("per chunk", "_Lines.feed", "json.loads + OpenAIStreamTranslator.feed"),
-    ("per chunk", "Pump.next", "Pump: a task + asyncio.wait per event"),
-    ("per chunk", "encode", "Anthropic event → SSE bytes"),
-    ("per chunk", "StreamingResponse.stream_response", "Starlette → uvicorn → h11 → socket write"),
+    ("per request", "messages", "route handler up to the first event", "server/messages.py"),
+    ("per request", "read_json", "read the 50-90 KB body and parse it", ""),
+    ("per request", "fast_loads", "msgspec parse of the request body (wire.py)", "wire.py"),
+    ("per request", "check_request", "request validation", ""),
+    ("per request", "features_of", "request features (model, tools, sizes, session)", ""),
+    ("per request", "find_probe", "probe matching on the body", ""),
+    ("per request", "decide", "routing rules", "router.py"),
+    ("per request", "OpenAIChat.build", "to_openai: Anthropic → OpenAI request", ""),
+    ("per request", "dumps", "msgspec encode: the upstream body, each event's JSON (wire.py)", "wire.py"),
+    ("per request", "BaseClient.build_request", "httpx builds the request", ""),
+    ("per request", "AsyncClient.send", "httpx sends it and waits for the status line", ""),
+    (
+        "per request",
+        "AiohttpTransport.handle_async_request",
+        "aiohttp transport: send, await headers",
+        "aio.py",
+    ),
+    ("per request", "ClientSession._request", "aiohttp's request: pool, headers, write", "aiohttp/client.py"),
+    ("per request", "TCPConnector._create_connection", "aiohttp opens an upstream connection", ""),
+    ("per request", "AsyncConnectionPool._assign_requests_to_connections", "httpcore pool bookkeeping", ""),
+    ("per request", "AppState.finish", "the request's end: release, record", ""),
+    ("per chunk", "Response.aiter_bytes", "httpx's read of the upstream body (over the transport)", ""),
+    ("per chunk", "_Body.__aiter__", "aiohttp's read of the upstream body (aio.py)", "aio.py"),
+    ("per chunk", "ResponseHandler.data_received", "aiohttp's protocol: the C parser on each read", ""),
+    ("per chunk", "Silence.wait", "the idle watchdog around each upstream read", "transports/http.py"),
+    ("per chunk", "SSEDecoder.feed", "SSE decode", ""),
+    ("per chunk", "_Lines.feed", "chunk JSON parse + OpenAIStreamTranslator.feed", ""),
+    ("per chunk", "loads", "msgspec parse of a chunk (wire.py)", "wire.py"),
+    ("per chunk", "OpenAIStreamTranslator.feed", "chunk → Anthropic events", ""),
+    ("per chunk", "Pump.pull", "Pump: the next batch, in the response's task", "edge.py"),
+    ("per chunk", "EventStream._stream", "EventStream: the client-side SSE stream", "edge.py"),
+    ("per chunk", "EventStream._write", "EventStream → uvicorn → socket write", "edge.py"),
+    ("per chunk", "encode", "Anthropic event → SSE bytes", "events.py"),
+    ("per chunk", "RequestResponseCycle.send", "uvicorn's send (httptools or h11 protocol)", ""),
+    ("per chunk", "HttpToolsProtocol.data_received", "uvicorn + httptools: a client read", ""),
 )
 
 
@@ -77,21 +144,60 @@ def record(pid: int, seconds: float, out: Path, rate: int = 200) -> subprocess.P
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+_STRIP = ("site-packages/", f"lib/python{sys.version_info[0]}.{sys.version_info[1]}/", f"{REPO}/")
+
+
 def _frame(text: str) -> tuple[str, str]:
     """py-spy raw frames read "function (path/to/file.py:123)": (function, short path)."""
     name, _, where = text.partition(" (")
     path = where.rstrip(")").rpartition(":")[0] or where.rstrip(")")
-    for marker in ("site-packages/", "lib/python3.11/", "/work/main/"):
+    for marker in _STRIP:
         if marker in path:
             path = path.split(marker, 1)[1]
     return name, path
 
 
+def _matches(path: str, rule: str) -> bool:
+    if "…/" in rule:
+        prefix, _, file = rule.partition("…/")
+        return path.startswith(prefix) and path.endswith("/" + file)
+    return path.startswith(rule)
+
+
 def _bucket(path: str) -> str:
-    for prefix, label in _BUCKETS:
-        if path.startswith(prefix):
+    for rule, label in _BUCKETS:
+        if _matches(path, rule):
             return label
-    return "other (python runtime, logging, …)"
+    return OTHER
+
+
+def _transparent(path: str) -> bool:
+    return path.startswith("<") or path in _TRANSPARENT
+
+
+def leaf_bucket(frames: list[tuple[str, str]]) -> str:
+    """The part of the code a sample (its frames, outermost first) is charged to."""
+    if frames and frames[-1] == ("Runner.run", "asyncio/runners.py"):
+        # With the stdlib loop, Runner.run always has run_until_complete below it: a sample that
+        # ends here is inside a loop written in C, uvloop's.
+        return UVLOOP
+    for _, path in reversed(frames):
+        if not _transparent(path):
+            return _bucket(path)
+    return OTHER
+
+
+def _below_loop(frames: list[tuple[str, str]]) -> int:
+    """Where the interesting part of a stack begins: after the innermost loop or thread frame."""
+    for i in range(len(frames) - 1, -1, -1):
+        if frames[i] in _LOOP_FRAMES:
+            return i + 1
+    return 0
+
+
+def _key_hit(label: str, function: str, where: str) -> bool:
+    name, _, path = label.rpartition(" (")
+    return name == function and (not where or path.rstrip(")").endswith(where))
 
 
 def summarize(path: Path, top: int = 15) -> Profile | None:
@@ -112,9 +218,8 @@ def summarize(path: Path, top: int = 15) -> Profile | None:
         samples += count
         labels = [f"{name} ({where})" for name, where in frames]
         self_counts[labels[-1]] += count
-        buckets[_bucket(frames[-1][1])] += count
-        below = next((i + 1 for i, (name, _) in enumerate(frames) if name == _LOOP_FRAME), len(frames))
-        for label in set(labels[below:]):
+        buckets[leaf_bucket(frames)] += count
+        for label in set(labels[_below_loop(frames) :]):
             incl_counts[label] += count
         in_store = {
             label for label, (_, where) in zip(labels, frames, strict=True) if where.startswith(STORE_PATHS)
@@ -130,8 +235,8 @@ def summarize(path: Path, top: int = 15) -> Profile | None:
         return [(k, v / samples) for k, v in c.most_common(n)]
 
     key = []
-    for kind, function, meaning in KEY_FRAMES:
-        hits = [(label, n) for label, n in incl_counts.items() if label.split(" (")[0] == function]
+    for kind, function, meaning, where in KEY_FRAMES:
+        hits = [(label, n) for label, n in incl_counts.items() if _key_hit(label, function, where)]
         if hits:
             label, n = max(hits, key=lambda h: h[1])
             key.append((f"{kind}: {meaning}", label, n / samples))

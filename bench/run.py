@@ -29,6 +29,15 @@ FCC = str(Path(sys.executable).parent / "fcc")
 # Two cores: the proxy under test gets one, the load client and the upstream share the other.
 PROXY_CORES = {0}
 LOAD_CORES = {1}
+# The first request after `fcc serve` starts: small, not streamed, a one-token answer from the
+# bench's upstream (its marker `~q` proves it went there; no probe answers "Say hi.").
+FIRST_REQUEST = json.dumps(
+    {
+        "model": "bench/tokens-1",
+        "max_tokens": 32,
+        "messages": [{"role": "user", "content": "Say hi."}],
+    }
+).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +47,7 @@ class Contender:
     shape: str  # the body the client sends: "anthropic" (Claude Code's) or "openai" (fcc's output)
     pid: int | None  # the proxy process, for CPU and memory; None for direct
     side_pid: int | None = None  # a helper whose CPU is read beside it (fcc (redis)'s redis-server)
+    levels: tuple[int, ...] | None = None  # the concurrencies it runs at (None: every level)
 
 
 @dataclass
@@ -50,6 +60,7 @@ class BaselineResults:
     name: str
     long: Phase | None = None
     cold_start: list[float] = field(default_factory=list)
+    first_answer: list[float] = field(default_factory=list)  # start → first POST /v1/messages answered
     rss_hwm_kb: int | None = None
     micro: list[micro.Rate] = field(default_factory=list)
     micro_problem: str = ""
@@ -64,6 +75,9 @@ class Results:
     notes: list[str] = field(default_factory=list)
     fcc_long: Phase | None = None
     cold_start: list[float] = field(default_factory=list)
+    # `fcc serve` start → the first POST /v1/messages answered (FIRST_REQUEST), per start
+    first_answer: list[float] = field(default_factory=list)
+    first_answer_problem: str = ""
     check: list[float] = field(default_factory=list)
     check_exit: int | None = None
     micro: list[micro.Rate] = field(default_factory=list)
@@ -90,6 +104,11 @@ class Results:
     store_micro: list[dict[str, Any]] = field(default_factory=list)
     store_micro_problem: str = ""
     baseline_config: str = ""  # which config the --baseline ref accepted
+    # `fcc serve --workers N` on a shared sqlite store: its contender's name ("" if it did not run)
+    workers_name: str = ""
+    workers_skipped: str = ""  # why it did not run
+    workers_note: str = ""  # its store, its cores
+    workers_rss_hwm_kb: int | None = None  # VmHWM summed over its process tree after the load
 
 
 class Client:
@@ -149,6 +168,7 @@ def measured(client: Client, contender: Contender, phase: Phase, concurrency: in
 
 
 def run_level(client: Client, contenders: list[Contender], level: Level, tokens: int) -> list[Phase]:
+    contenders = [c for c in contenders if c.levels is None or level.concurrency in c.levels]
     phases = {c.name: Phase(c.name, level.concurrency, tokens) for c in contenders}
     warm = min(level.concurrency, 16)
     for c in contenders:  # warm-up: connections open, caches filled; not measured
@@ -200,6 +220,32 @@ def cold_starts(
             finally:
                 procs.stop(proc)
     return out
+
+
+def first_answers(
+    logs: Path, n: int, env: dict[str, str], builds: dict[str, tuple[str, Path]]
+) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Process start → the first POST /v1/messages answered (FIRST_REQUEST, sent from the moment
+    the process starts until something listens), `n` times per fcc build (exe, config), the
+    builds alternating; and per build the last failure, if any."""
+    out: dict[str, list[float]] = {name: [] for name in builds}
+    problems: dict[str, str] = {}
+    for i in range(n):
+        for name, (exe, config) in builds.items():
+            port = procs.free_port()
+            log = logs / f"{name.replace('/', '_')}-first-{i}.log"
+            start = time.perf_counter()
+            proc = procs.spawn(fcc_argv(config, port, exe), log, env=env)
+            try:
+                url = f"http://127.0.0.1:{port}/v1/messages"
+                procs.wait_answer(url, FIRST_REQUEST, proc, 30, expect=b"~q")
+                out[name].append(time.perf_counter() - start)
+            except RuntimeError as exc:
+                problems[name] = f"{exc} (see {shown(log)})"
+                print(f"  {name}: a first request after start failed: {exc}", file=sys.stderr)
+            finally:
+                procs.stop(proc)
+    return out, problems
 
 
 def check_runs(n: int, logs: Path, env: dict[str, str]) -> tuple[list[float], int | None]:
@@ -308,6 +354,64 @@ def serving_fcc(
         procs.running(fcc_argv(config, port), log, health, cores=cores, timeout=60, env=env)
     )
     return Contender(name, f"http://127.0.0.1:{port}/v1/messages", "anthropic", proc.pid, side_pid)
+
+
+def worker_cores(n: int) -> set[int]:
+    """The cores for `fcc serve --workers n` when pinned: n cores apart from the load's if the
+    machine has them, else the proxy's and the load's (on 2 cores, its second worker shares
+    core 1 with the client and the upstream: what a second process can get there)."""
+    free = sorted(set(os.sched_getaffinity(0)) - LOAD_CORES)
+    return set(free[:n]) if len(free) >= n else PROXY_CORES | LOAD_CORES
+
+
+def workers_contender(
+    stack: contextlib.ExitStack,
+    results: Results,
+    home: Path,
+    run_dir: Path,
+    up_port: int,
+    pinned: bool,
+    env: dict[str, str],
+) -> Contender | None:
+    """`fcc serve --workers N` on a shared sqlite store (a fresh file in the run's temporary
+    folder), run at the plan's workers_levels only; None, and the reason in the results, if it
+    does not start."""
+    plan = results.plan
+    name = f"fcc ×{plan.workers} workers"  # noqa: RUF001 (the multiplication sign is meant)
+    db = home / "fcc-workers.db"
+    config = run_dir / "fcc-workers.yaml"
+    state = {"backend": "sqlite", "path": str(db)}
+    config.write_text(fcc_config(up_port, plan.tokens, state, BENCH_LIMITS), encoding="utf-8")
+    cores = worker_cores(plan.workers) if pinned else None
+    port = procs.free_port()
+    argv = [*fcc_argv(config, port), "--workers", str(plan.workers)]
+    log = run_dir / "fcc-workers.log"
+    try:
+        proc = stack.enter_context(
+            procs.running(argv, log, f"http://127.0.0.1:{port}/health", cores=cores, timeout=60, env=env)
+        )
+    except RuntimeError as exc:
+        results.workers_skipped = (
+            f"`fcc serve --workers {plan.workers}` did not start: {exc} (see {shown(log)})"
+        )
+        results.notes.append(f"{name}: skipped: {results.workers_skipped}.")
+        return None
+    # /health answered: one worker is up. Its siblings start alongside; wait until the whole
+    # tree is idle (each worker done importing and listening), then the warm-up batches follow.
+    settled = procs.settle(proc.pid, 20)
+    results.workers_name = name
+    where = f"pinned to cores {', '.join(map(str, sorted(cores)))}" if cores else "not pinned"
+    results.workers_note = (
+        f"`{name}`: `fcc serve --workers {plan.workers}` with `state: {{backend: sqlite, path: {db}}}` "
+        f"(a store the workers share; memory is refused with workers), {where}; run at "
+        + ", ".join(f"c={c}" for c in plan.workers_levels)
+        + ". Its CPU and RSS are summed over its process tree (the supervisor, the workers, "
+        "multiprocessing's resource tracker)."
+        + ("" if settled else " Its workers were still busy 20 s after /health answered.")
+    )
+    return Contender(
+        name, f"http://127.0.0.1:{port}/v1/messages", "anthropic", proc.pid, levels=plan.workers_levels
+    )
 
 
 def skip(results: Results, name: str, why: str) -> None:
@@ -488,6 +592,9 @@ def _run(
         if with_stores:
             store_cs, redis_url = store_contenders(stack, results, home, run_dir, up_port, proxy_cores, env)
             results.stores = {stores.MEMORY: "memory", **results.stores}
+        workers = None
+        if plan.workers > 1 and set(plan.workers_levels) & {lv.concurrency for lv in plan.levels}:
+            workers = workers_contender(stack, results, home, run_dir, up_port, results.pinned, env)
         old = stack.enter_context(
             serving_baseline(base, base_configs, run_dir, proxy_cores, env, base_chosen)
         )
@@ -499,7 +606,7 @@ def _run(
             fcc,
             *store_cs,
         ]
-        contenders += [c for c in (old, lite) if c is not None]
+        contenders += [c for c in (workers, old, lite) if c is not None]
         results.contenders = [c.name for c in contenders]
         client = Client(workload, run_dir / "client.log", load_cores, engine)
         load0 = {"client": procs.cpu_seconds(client.proc.pid), "upstream": procs.cpu_seconds(up.pid)}
@@ -508,6 +615,8 @@ def _run(
                 print(f"concurrency {level.concurrency}: {level.per_contender} requests each", flush=True)
                 results.phases += run_level(client, contenders, level, plan.tokens)
             results.fcc_rss_hwm_kb = procs.memory_kb(fcc.pid or 0, "VmHWM")
+            if workers is not None:
+                results.workers_rss_hwm_kb = procs.memory_kb(workers.pid or 0, "VmHWM")
             if old is not None and results.baseline is not None:
                 results.baseline.rss_hwm_kb = procs.memory_kb(old.pid or 0, "VmHWM")
             results.load_cpu = {
@@ -544,12 +653,21 @@ def _run(
     builds_cold = {"fcc": (FCC, config)}
     if base is not None:
         builds_cold[base.name] = (str(base.fcc), base_chosen[0][0] if base_chosen else config)
-    starts = cold_starts(run_dir, plan.cold_starts, env, builds_cold)
+    # The load's processes are stopped; the first requests need an upstream: the same one again,
+    # on the same port (the configs name it), alone on the load's core.
+    with procs.running(upstream_argv, run_dir / "upstream-cold.log", health, cores=load_cores, timeout=30):
+        starts = cold_starts(run_dir, plan.cold_starts, env, builds_cold)
+        answered, problems = first_answers(run_dir, plan.cold_starts, env, builds_cold)
     results.cold_start = starts["fcc"]
+    results.first_answer = answered["fcc"]
+    results.first_answer_problem = problems.get("fcc", "")
+    for name, problem in problems.items():
+        results.notes.append(f"{name}: a first request after `fcc serve` started failed: {problem}.")
     results.check, results.check_exit = check_runs(plan.check_runs, run_dir, env)
     results.micro = micro.run(plan.micro_budget)
     if base is not None and results.baseline is not None:
         results.baseline.cold_start = starts[base.name]
+        results.baseline.first_answer = answered[base.name]
         rates, problem = baseline.micro_rates(base, plan.micro_budget, BENCH)
         results.baseline.micro = [micro.Rate(*r) for r in rates]
         results.baseline.micro_problem = problem

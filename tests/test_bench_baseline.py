@@ -62,6 +62,7 @@ def test_the_comparison_table_has_both_values_and_the_ratio(tmp_path: Path) -> N
         ]
     results.fcc_long = _phase("fcc", 16, 0.054, 0.40, tokens=QUICK.long_tokens)
     results.cold_start, results.fcc_rss_hwm_kb = [0.7, 0.8], 61 * 1024
+    results.first_answer = [0.4, 0.5]
     results.baseline = BaselineResults(
         "OLD",
         "f" * 40,
@@ -69,6 +70,7 @@ def test_the_comparison_table_has_both_values_and_the_ratio(tmp_path: Path) -> N
         "fcc@OLD",
         long=_phase("fcc@OLD", 16, 0.058, 0.90, tokens=QUICK.long_tokens),
         cold_start=[1.4, 1.6],
+        first_answer=[0.9, 1.1],
         rss_hwm_kb=122 * 1024,
         micro_problem="ModuleNotFoundError: No module named 'x'",
     )
@@ -80,6 +82,9 @@ def test_the_comparison_table_has_both_values_and_the_ratio(tmp_path: Path) -> N
     assert rows["c=1: added TTFT p50 (ms)"].endswith("| 4.00 | 8.00 | 0.50 |")
     assert rows["c=16: proxy CPU ms/req"].endswith("| 30.00 | 60.00 | 0.50 |")
     assert "| cold start, median of 2 / 2 (s) | 0.750 | 1.500 | 0.50 |" in text
+    assert "| cold start, min of 2 / 2 (s) | 0.700 | 1.400 | 0.50 |" in text
+    assert "| start → first request answered, median of 2 / 2 (s) | 0.450 | 1.000 | 0.45 |" in text
+    assert "| start → first request answered, min of 2 / 2 (s) | 0.400 | 0.900 | 0.44 |" in text
     assert "| peak RSS (VmHWM) up to c=16 (MB) | 61.0 | 122.0 | 0.50 |" in text
     assert "could not run against fcc@OLD: ModuleNotFoundError" in text
     # The latency table lists the baseline between fcc and LiteLLM's place.

@@ -1,6 +1,7 @@
 """CI smoke test of the benchmark harness: `python -m bench --quick --stores` runs, every contender
-answers (fcc on each state store: memory, sqlite, and redis when redis-server is installed), and
-RESULTS.md comes out with its tables filled in. It never judges the numbers themselves (a shared
+answers (fcc on each state store: memory, sqlite, and redis when redis-server is installed; and
+`fcc serve --workers 2` at the quick plan's one workers level), and RESULTS.md comes out with its
+tables filled in. It never judges the numbers themselves (a shared
 CI machine makes them noisy); it proves the harness measures something."""
 
 from __future__ import annotations
@@ -82,19 +83,52 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     levels = {level.concurrency: level.per_contender for level in QUICK.levels}
     redis_missing = stores.redis_missing()
     fccs = ["fcc", stores.SQLITE] + ([] if redis_missing else [stores.REDIS])
-    assert seen == {(c, name) for c in levels for name in ("direct", *fccs)}
+    workers = f"fcc ×{QUICK.workers} workers"  # noqa: RUF001
+    assert QUICK.workers > 1 and set(QUICK.workers_levels) <= set(levels), "the quick run must run workers"
+    assert seen == {(c, name) for c in levels for name in ("direct", *fccs)} | {
+        (c, workers) for c in QUICK.workers_levels
+    }
     for row in rows:
         assert int(row["n"]) == levels[int(row["c"])], row
         assert row["failed"] == "0", row
         for column in ("TTFT p50", "TTFT p99", "total p50", "req/s", "tokens/s"):
             assert _number(row[column]) > 0, (column, row)
-        if row["contender"] in fccs:
+        if row["contender"] in (*fccs, workers):
             for column in ("added TTFT p50", "added total p50"):
                 _number(row[column])
             for column in ("proxy CPU ms/req", "proxy RSS MB"):
                 assert _number(row[column]) > 0, (column, row)
         # The upstream takes 50 ms to the first token: nobody can answer sooner.
         assert _number(row["TTFT p50"]) >= QUICK.ttft_ms, row
+
+    # Issue 16's targets: every figure the quick plan measures is a number with a yes/no verdict.
+    issue = {r["figure"].split(" (")[0]: r for r in table(section(results, "Issue 16 targets"))}
+    for figure in (
+        "added TTFT p50 at c=1",
+        "added TTFT p99 at c=1",
+        "fcc CPU per streamed token, marginal",
+        "tokens/s one fcc process sustains",
+        "`fcc serve` start → first request answered",
+    ):
+        row = issue[figure]
+        assert row["met"] in ("yes", "no"), row
+        assert _number(row["this run"].split(" ")[0]) > 0 or "TTFT" in figure, row
+    for figure in ("added TTFT p99 at c=64, one process", "fcc RSS at 256 streams"):
+        assert issue[figure]["met"] == "n/a" and "n/a (no c=" in issue[figure]["this run"], issue[figure]
+    assert issue["advantage over LiteLLM, added TTFT p50, at every concurrency"]["this run"] == (
+        "n/a (LiteLLM not run)"
+    )
+    tps = issue[f"tokens/s, {workers}"]
+    assert _number(tps["this run"].split(" ")[0]) > 0 and tps["met"] == "-", tps
+    for c in (64, 256):
+        assert issue[f"added TTFT p99 at c={c}, {workers}"]["this run"] == f"n/a (not run at c={c})"
+    # The workers beside one process, at the levels they ran.
+    beside = table(section(results, "Several workers beside one process"))
+    assert {r["contender"] for r in beside} == {"one process (memory)", "one process (sqlite)", workers}
+    for row in beside:
+        assert int(row["c"]) in QUICK.workers_levels, row
+        for column in ("tokens/s", "req/s", "CPU ms/req", "RSS MB"):
+            assert _number(row[column]) > 0, (column, row)
 
     targets = {r["target"]: r for r in table(section(results, "Targets"))}
     assert targets["added TTFT p50 ≤ 1 ms at c=1"]["verdict"] in ("**met**", "**missed**")
@@ -143,6 +177,8 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     figures = {r["figure"]: r["value"] for r in table(section(results, "fcc process"))}
     cold = next(v for k, v in figures.items() if k.startswith("cold start"))
     assert _number(cold.split(" s ")[0]) > 0
+    first = next(v for k, v in figures.items() if k.startswith("start → first POST /v1/messages answered"))
+    assert _number(first.split(" s ")[0]) > 0, first
     check = next(v for k, v in figures.items() if k.startswith("`fcc check`"))
     assert _number(check.removesuffix(" s")) > 0
     assert any(k.startswith("`fcc check`") and "exit 0" in k for k in figures), figures
