@@ -135,9 +135,8 @@ def live_health(settings: Settings, timeout: float = 0.5) -> dict[str, object] |
 def doctor_rows(settings: Settings) -> list[DoctorRow]:
     """The last fcc doctor result of each model, from the state store (none if it cannot be read)."""
     import asyncio
-    import json
 
-    from fcc.engine.routing.evidence import NAMESPACE, finding_of
+    from fcc.engine.routing.evidence import NAMESPACE, findings
     from fcc.engine.state import backend_for
     from fcc.engine.state.store import StoreError
 
@@ -153,13 +152,7 @@ def doctor_rows(settings: Settings) -> list[DoctorRow]:
         stored = asyncio.run(read())
     except StoreError:
         return []
-    rows = []
-    for model, value in sorted(stored.items()):
-        found = finding_of(model, value)
-        if found is None:
-            continue
-        checks = json.loads(value).get("checks") or {}
-        failing = next((name for name, c in checks.items() if not c.get("ok")), None)
-        reason = checks[failing].get("detail") if failing else None
-        rows.append(DoctorRow(model, found.verdict, failing, reason, found.age(), found.checked))
-    return rows
+    return [
+        DoctorRow(model, f.verdict, f.failing, f.reason, f.age(), f.checked)
+        for model, f in sorted(findings(stored).items())
+    ]

@@ -32,6 +32,8 @@ class Finding:
     checked: float  # epoch seconds
     tools_failed: str | None  # the reason, when the tools check failed
     reach_failed: str | None  # the reason, when reach failed for a lasting cause
+    failing: str | None = None  # the first check that failed (fcc models, the dashboard)
+    reason: str | None = None  # what that check said
 
     def age(self, now: float | None = None) -> str:
         seconds = max(0.0, (now or time.time()) - self.checked)
@@ -48,6 +50,7 @@ def finding_of(model: str, stored: str) -> Finding | None:
         checks = data.get("checks") or {}
         tools = checks.get("tools") or {}
         reach = checks.get("reach") or {}
+        failing = next((name for name, c in checks.items() if not c.get("ok")), None)
         return Finding(
             model=model,
             verdict=str(data.get("verdict")),
@@ -56,6 +59,8 @@ def finding_of(model: str, stored: str) -> Finding | None:
             reach_failed=str(reach.get("detail"))
             if reach.get("ok") is False and reach.get("kind") in LASTING
             else None,
+            failing=failing,
+            reason=checks[failing].get("detail") if failing else None,
         )
     except (ValueError, TypeError, AttributeError):
         return None  # written by another fcc version: no evidence either way

@@ -3,7 +3,6 @@ every worker sharing it, today (UTC) for totals, the last hour for the chart."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from dataclasses import asdict
@@ -11,7 +10,7 @@ from datetime import UTC, datetime
 
 from fcc import __version__
 from fcc.commands.models import rule_rows, tier_rows
-from fcc.engine.routing.evidence import finding_of
+from fcc.engine.routing.evidence import findings
 from fcc.engine.server.state import AppState
 from fcc.engine.state.admission import Usage
 from fcc.engine.state.metrics import render
@@ -231,23 +230,10 @@ def _sessions(sessions: dict[str, dict[str, float]]) -> list[JSON]:
 
 def _doctor(stored: dict[str, str], now: float) -> list[JSON]:
     """Each model's last fcc doctor verdict, the check it failed, and how old it is."""
-    out = []
-    for model, value in sorted(stored.items()):
-        found = finding_of(model, value)
-        if found is None:
-            continue
-        checks = json.loads(value).get("checks") or {}
-        failing = next((name for name, c in checks.items() if not c.get("ok")), None)
-        out.append(
-            {
-                "model": model,
-                "verdict": found.verdict,
-                "failing": failing,
-                "reason": checks[failing].get("detail") if failing else None,
-                "age": found.age(now),
-            }
-        )
-    return out
+    return [
+        {"model": model, "verdict": f.verdict, "failing": f.failing, "reason": f.reason, "age": f.age(now)}
+        for model, f in sorted(findings(stored).items())
+    ]
 
 
 QUOTA_WARNING = 0.9  # a daily quota this far spent is worth a mark in the status line
