@@ -37,23 +37,22 @@ async def messages(request: Request) -> Response:
     features = features_of(
         body, request.headers, wanted_headers=settings.header_names, sizes=state.tool_sizes
     )
-    record = TurnRecord(requested=features.model, tier=None, session=features.session, stream=features.stream)
+    tier = probe_tier(features.model, settings)
+    record = TurnRecord(requested=features.model, tier=tier, session=features.session, stream=features.stream)
     estimate = features.input_tokens
-    record.tier = probe_tier(features.model, settings)
-    probe = find_probe(state.probes, body, features, record.tier)
+    probe = find_probe(state.probes, body, features, tier)
     if probe is not None:
         return _probe_answer(state, probe, body, estimate, record)
     route = decide(features, body, settings)
     record.tier, record.rule = route.tier, route.decided_by
     headers = {"request-id": request_id(), "x-fcc-rule": route.decided_by}
     plan = plan_for(route, features, state.evidence)
+    record.skipped = tuple(f"{v.model}: {v.reason}" for v in plan.skipped)
     if plan.error is not None:
         exc = plan.error
         record.error_type = exc.error_type
-        record.skipped = tuple(f"{v.model}: {v.reason}" for v in plan.skipped)
         state.finish(record, exc.status)
         return error_response(exc.status, exc.error_type, str(exc), headers=headers)
-    record.skipped = tuple(f"{v.model}: {v.reason}" for v in plan.skipped)
     turn = TurnRequest(
         body,
         features,

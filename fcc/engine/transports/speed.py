@@ -11,33 +11,34 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Literal
+from typing import Literal, cast
 
 Loop = Literal["uvloop", "asyncio"]
 Http = Literal["httptools", "h11"]
 Upstream = Literal["aiohttp", "httpx"]
 
 
-def _choice(env: str, fast: str, module: str, slow: str) -> str:
+def _choice(env: str, fast: str, slow: str) -> str:
+    """`fast` (also the module's name) when it is installed and not turned off, else `slow`."""
     wanted = os.environ.get(env, "auto").strip().lower() or "auto"
     if wanted not in ("auto", fast, slow):
         raise RuntimeError(f"{env}={wanted}: use auto, {fast} or {slow}")
     if wanted == slow:
         return slow
-    if importlib.util.find_spec(module) is not None:
+    if importlib.util.find_spec(fast) is not None:
         return fast
     if wanted == fast:
-        raise RuntimeError(f"{env}={fast}, but {module} is not installed: pip install {module}")
+        raise RuntimeError(f"{env}={fast}, but {fast} is not installed: pip install {fast}")
     return slow
 
 
 def loop() -> Loop:
-    return "uvloop" if _choice("FCC_LOOP", "uvloop", "uvloop", "asyncio") == "uvloop" else "asyncio"
+    return cast(Loop, _choice("FCC_LOOP", "uvloop", "asyncio"))
 
 
 def http() -> Http:
-    return "httptools" if _choice("FCC_HTTP", "httptools", "httptools", "h11") == "httptools" else "h11"
+    return cast(Http, _choice("FCC_HTTP", "httptools", "h11"))
 
 
 def upstream() -> Upstream:
-    return "aiohttp" if _choice("FCC_UPSTREAM", "aiohttp", "aiohttp", "httpx") == "aiohttp" else "httpx"
+    return cast(Upstream, _choice("FCC_UPSTREAM", "aiohttp", "httpx"))
