@@ -9,7 +9,7 @@ import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, cast
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ from rich.table import Table
 
 from fcc import __version__
 from fcc.commands.models import tier_rows
-from fcc.engine.catalog.config import ModelRef, Overrides, Settings, config_dir, load_settings
+from fcc.engine.catalog.config import Overrides, Settings, config_dir, load_settings
 from fcc.engine.catalog.resources import catalog_dir
 from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ConfigError, FccError
@@ -268,15 +268,18 @@ def route(
 
     Example: fcc route ~/recorded/turn.json --json
     """
-    from fcc.commands.models import live_health
+    from fcc.commands.models import doctor_findings, live_health
     from fcc.commands.route import RequestFileError, explain, read_request
+    from fcc.engine.routing.evidence import evidence
 
     settings = _settings(config, Overrides(tiers=_parse_tier_flags(tier)))
     try:
         body, headers = read_request(request)
     except RequestFileError as exc:
         _fail(str(exc))
-    result = explain(settings, body, headers, live_health(settings))
+    # What the server also knows: a running fcc's health, and what fcc doctor found.
+    learned = evidence(doctor_findings(settings))
+    result = explain(settings, body, headers, live_health(settings), learned)
     if as_json:
         out.print_json(json.dumps(result.wire()))
         return
@@ -345,8 +348,7 @@ def serve(
             "use state: {backend: sqlite} (the default) or {backend: redis, url: …} in config.yaml"
         )
     _check_store(settings)
-    shown = f"[{s.host}]" if ":" in s.host else s.host
-    url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else shown}:{s.port}"
+    url = s.url
     token = "<your server.auth_token>" if s.auth_token else "anything"
     several = f" ({workers} workers)" if workers > 1 else ""
     out.print(f"fcc {__version__} listening on {url}{several}", markup=False, highlight=False)
@@ -354,45 +356,33 @@ def serve(
     out.print(f"  export ANTHROPIC_BASE_URL={url}", markup=False, highlight=False)
     out.print(f"  export ANTHROPIC_AUTH_TOKEN={token}", markup=False, highlight=False)
     out.print(f"Dashboard: {url}/dashboard", markup=False, highlight=False)
-    where = settings.state.url if settings.state.backend == "redis" else settings.state.db_path
-    out.print(f"State: {settings.state.backend} ({_shown_store(str(where))})", markup=False, highlight=False)
+    out.print(f"State: {settings.state.backend} ({settings.state.shown})", markup=False, highlight=False)
     table = Table(title="Tiers", title_justify="left")
     for col in ("tier", "routes to", "from", "fallbacks"):
         table.add_column(col)
     for t in tier_rows(settings):
         table.add_row(t.tier, t.route, t.origin, ", ".join(t.fallbacks) or "-")
     out.print(table)
+    options: dict[str, Any] = {
+        "host": s.host,
+        "port": s.port,
+        "log_level": "warning",
+        "access_log": False,
+        "timeout_graceful_shutdown": 5,
+        "loop": loop,
+        "http": http,
+    }
     if workers > 1:
         os.environ[ENV] = describe(config, overrides)
         if run_doctor:
             # Once for all workers: its results reach them through the shared store.
             _doctor_in_background(settings)
-        uvicorn.run(
-            "fcc.engine.server.workers:app",
-            factory=True,
-            workers=workers,
-            host=s.host,
-            port=s.port,
-            log_level="warning",
-            access_log=False,
-            loop=loop,
-            http=http,
-        )
+        uvicorn.run("fcc.engine.server.workers:app", factory=True, workers=workers, **options)
         return
     from fcc.engine.server.reload import POLL, Source
 
-    uvicorn.run(
-        create_app(
-            settings, _keys(settings), doctor=run_doctor, source=Source(config, overrides), watch=POLL
-        ),
-        host=s.host,
-        port=s.port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        loop=loop,
-        http=http,
-    )
+    source = Source(config, overrides)
+    uvicorn.run(create_app(settings, doctor=run_doctor, source=source, watch=POLL), **options)
 
 
 def _doctor_in_background(settings: Settings) -> None:
@@ -401,27 +391,21 @@ def _doctor_in_background(settings: Settings) -> None:
 
     from fcc.commands.doctor import targets
 
-    refs = targets(settings, [], None, None)
+    refs = targets(settings, [], None)
     work = _doctor(settings, _keys(settings), refs, 3, quiet=True)
     threading.Thread(target=asyncio.run, args=(work,), daemon=True, name="fcc-doctor").start()
-
-
-def _shown_store(where: str) -> str:
-    head, sep, tail = where.partition("@")
-    return f"{head.split('//')[0]}//…@{tail}" if sep else where
 
 
 def _check_store(settings: Settings) -> None:
     """The store opens, or fcc does not start: the same words whatever the backend."""
     import asyncio
 
-    from fcc.engine.state import backend_for
+    from fcc.engine.state import opened
     from fcc.engine.state.store import StoreError
 
     async def probe() -> None:
-        backend = backend_for(settings.state)
-        await backend.open()
-        await backend.close()
+        async with opened(settings.state):
+            pass
 
     try:
         asyncio.run(probe())
@@ -461,7 +445,7 @@ def doctor(
             _fail(f"{provider} has no key: set {p.api_key_env} in the environment or keys.env first")
         if not p.models:
             _fail(f"the catalog lists no models for {provider}: name them, fcc doctor {provider}/MODEL")
-    refs = targets(settings, models or [], provider, keys)
+    refs = targets(settings, models or [], provider)
     for ref in refs:
         if ref.provider not in settings.providers:
             _fail(f"{ref}: unknown provider {ref.provider!r} (`fcc models` lists them)")
@@ -552,11 +536,10 @@ def statusline(config: ConfigOpt = None) -> None:
 
     Settings: {"statusLine": {"type": "command", "command": "fcc statusline"}}
     """
-    from fcc.commands.claude import address
     from fcc.commands.statusline import main as show
 
     settings = _settings(config)
-    raise typer.Exit(show(address(settings), settings.server.auth_token or ""))
+    raise typer.Exit(show(settings.server.url, settings.server.auth_token or ""))
 
 
 @app.command()

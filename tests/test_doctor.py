@@ -175,3 +175,20 @@ def test_the_router_skips_for_tools_what_the_doctor_found_cannot_call_them(share
     assert (
         doctor["up/doctor:talker"]["verdict"] == "broken" and doctor["up/doctor:talker"]["failing"] == "tools"
     )
+    # fcc route explains the same decision the server made.
+    request = config.parent / "with-tools.json"
+    request.write_text(
+        json.dumps(
+            {
+                "model": "m",
+                "max_tokens": 20,
+                "messages": [{"role": "user", "content": "hi"}],
+                "tools": RECORDED[:3],
+            }
+        )
+    )
+    routed = json.loads(
+        CliRunner().invoke(app, ["route", str(request), "--config", str(config), "--json"]).stdout
+    )
+    talker = next(c for c in routed["candidates"] if c["model"] == "up/doctor:talker")
+    assert not talker["ok"] and talker["reason"].startswith("doctor: cannot call tools")

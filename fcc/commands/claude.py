@@ -67,12 +67,6 @@ def window_for(settings: Settings) -> Window:
     return Window(tokens, min(output, cap) if cap else output, ref)
 
 
-def address(settings: Settings) -> str:
-    s = settings.server
-    host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
-    return f"http://{f'[{host}]' if ':' in host else host}:{s.port}"
-
-
 def fcc_at(url: str) -> int | None:
     """The pid of the fcc answering at `url`, None if nothing answers; LaunchError if
     something else does."""
@@ -97,7 +91,7 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def start_server(settings: Settings, config: Path | None, url: str) -> tuple[subprocess.Popen[bytes], Path]:
+def start_server(settings: Settings, config: Path | None, url: str) -> subprocess.Popen[bytes]:
     log_path = state_dir() / "fcc-claude-serve.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     args = [
@@ -121,7 +115,7 @@ def start_server(settings: Settings, config: Path | None, url: str) -> tuple[sub
             raise LaunchError(f"fcc serve did not start (see {log_path}): {' / '.join(tail) or 'no output'}")
         with contextlib.suppress(LaunchError):
             if fcc_at(url) is not None:
-                return proc, log_path
+                return proc
         time.sleep(0.1)
     stop_server(proc)
     raise LaunchError(f"fcc serve did not answer within {READY_WITHIN:g} s (see {log_path})")
@@ -140,7 +134,7 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-def client_env(settings: Settings, url: str, base: Mapping[str, str]) -> tuple[dict[str, str], Window]:
+def client_env(settings: Settings, url: str, base: Mapping[str, str]) -> dict[str, str]:
     """Claude Code's environment: where fcc is, and what it must be told; the user's own
     settings of the other variables win."""
     env = dict(base)
@@ -172,7 +166,7 @@ def client_env(settings: Settings, url: str, base: Mapping[str, str]) -> tuple[d
         wanted["API_TIMEOUT_MS"] = LOCAL_TIMEOUT_MS
     for name, value in wanted.items():
         env.setdefault(name, value)
-    return env, window
+    return env
 
 
 def claude_binary(base: Mapping[str, str]) -> str:
@@ -187,11 +181,11 @@ def launch(
 ) -> int:
     base = os.environ if base is None else base
     claude = claude_binary(base)
-    url = address(settings)
+    url = settings.server.url
     started: subprocess.Popen[bytes] | None = None
     if fcc_at(url) is None:
-        started, _ = start_server(settings, config, url)
-    env, _ = client_env(settings, url, base)
+        started = start_server(settings, config, url)
+    env = client_env(settings, url, base)
     try:
         child = subprocess.Popen([claude, *args], env=env)
 

@@ -391,7 +391,7 @@ def _refusal(exc: UpstreamError, provider: Provider) -> Check:
     return Check(False, text, "error")
 
 
-def targets(settings: Settings, given: Sequence[str], provider: str | None, keys: Any) -> list[ModelRef]:
+def targets(settings: Settings, given: Sequence[str], provider: str | None) -> list[ModelRef]:
     """What to examine: the models named, a provider's catalog models, else every model the
     config routes to (tiers, their fallbacks, rules)."""
     if given:

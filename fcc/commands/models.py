@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fcc.engine.catalog.config import Settings
 from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.request.conditions import describe
+
+if TYPE_CHECKING:
+    from fcc.engine.routing.evidence import Finding
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +121,9 @@ def live_health(settings: Settings, timeout: float = 0.5) -> dict[str, object] |
     import httpx
 
     s = settings.server
-    host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
-    host = f"[{host}]" if ":" in host else host
     headers = {"x-api-key": s.auth_token} if s.auth_token else {}
     try:
-        response = httpx.get(
-            f"http://{host}:{s.port}/health", headers=headers, timeout=timeout, trust_env=False
-        )
+        response = httpx.get(f"{s.url}/health", headers=headers, timeout=timeout, trust_env=False)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:
@@ -132,27 +132,26 @@ def live_health(settings: Settings, timeout: float = 0.5) -> dict[str, object] |
     return data if isinstance(data, dict) else None
 
 
-def doctor_rows(settings: Settings) -> list[DoctorRow]:
+def doctor_findings(settings: Settings) -> dict[str, Finding]:
     """The last fcc doctor result of each model, from the state store (none if it cannot be read)."""
     import asyncio
 
     from fcc.engine.routing.evidence import NAMESPACE, findings
-    from fcc.engine.state import backend_for
+    from fcc.engine.state import opened
     from fcc.engine.state.store import StoreError
 
     async def read() -> dict[str, str]:
-        backend = backend_for(settings.state)
-        await backend.open()
-        try:
+        async with opened(settings.state) as backend:
             return await backend.get(NAMESPACE)
-        finally:
-            await backend.close()
 
     try:
-        stored = asyncio.run(read())
+        return findings(asyncio.run(read()))
     except StoreError:
-        return []
+        return {}
+
+
+def doctor_rows(settings: Settings) -> list[DoctorRow]:
     return [
         DoctorRow(model, f.verdict, f.failing, f.reason, f.age(), f.checked)
-        for model, f in sorted(findings(stored).items())
+        for model, f in sorted(doctor_findings(settings).items())
     ]

@@ -9,7 +9,7 @@ from typing import Literal
 
 from fcc.engine.catalog.config import StateSettings
 from fcc.engine.errors import FccError
-from fcc.engine.state import backend_for
+from fcc.engine.state import opened
 from fcc.engine.types import JSON
 
 By = Literal["day", "provider", "model", "session"]
@@ -38,13 +38,9 @@ def since_day(text: str, today: date | None = None) -> date:
 
 async def usage(state: StateSettings, since: date, by: By, today: date | None = None) -> list[JSON]:
     """One row per day, provider, model or session: requests, errors, tokens, probe answers."""
-    backend = backend_for(state)
-    await backend.open()
-    try:
+    async with opened(state) as backend:
         last = (today or datetime.now(UTC).date()).isoformat()
         rows = await backend.days(since.isoformat(), last, [_DIM[by]])
-    finally:
-        await backend.close()
     grouped: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0.0))
     for row in rows:
         key = row.bucket if by == "day" else row.key

@@ -83,6 +83,12 @@ class ServerSettings:
         token = "set" if self.auth_token else "unset"
         return f"ServerSettings(host={self.host!r}, port={self.port}, auth_token={token})"
 
+    @property
+    def url(self) -> str:
+        """Where a client on this machine reaches the server (a wildcard bind is loopback)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
+
 
 StoreBackend = Literal["memory", "sqlite", "redis"]
 
@@ -104,9 +110,24 @@ class StateSettings:
     def db_path(self) -> Path:
         return self.path or state_dir() / "fcc.db"
 
+    @property
+    def shown(self) -> str:
+        """Where the store is, fit to print: a Redis URL's password stays out."""
+        if self.backend == "memory":
+            return "memory"
+        if self.backend == "redis" and self.url:
+            return without_password(self.url)
+        return str(self.db_path)
+
     def __repr__(self) -> str:  # a Redis URL may carry a password
-        where = self.url.partition("@")[2] if self.url and "@" in self.url else self.url
+        where = without_password(self.url) if self.url else None
         return f"StateSettings(backend={self.backend!r}, path={self.path}, url={where!r})"
+
+
+def without_password(url: str) -> str:
+    """redis://user:secret@host:6379/0 -> redis://…@host:6379/0"""
+    head, sep, tail = url.partition("@")
+    return f"{head.split('//')[0]}//…@{tail}" if sep else url
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,10 +200,9 @@ def _read_doc(
 
 
 def load_catalog(
-    folder: Path, problems: list[Problem], cache: DocumentCache | None = None
+    folder: Path, problems: list[Problem], cache: DocumentCache
 ) -> dict[str, tuple[Document, JSON]]:
     """Every provider document in `folder`, by id (later duplicates are problems)."""
-    cache = cache or NoCache()
     found: dict[str, tuple[Document, JSON]] = {}
     for path in iter_yaml(folder):
         doc = _load_doc(path, "provider", problems, cache)

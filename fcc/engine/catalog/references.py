@@ -33,13 +33,13 @@ def _problem(doc: Document | None, where: Where, message: str) -> Problem:
     return Problem(doc.path, line, col, message)
 
 
-def known_hint(name: str, known: set[str], what: str = "fcc models") -> str:
+def known_hint(name: str, known: set[str]) -> str:
     """The known names when they are few; else the likeliest ones and where to see them all."""
     if len(known) <= 12:
         return f"known: {', '.join(sorted(known)) or 'none'}"
     close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.7)
     also = f"did you mean {' or '.join(close)}? " if close else ""
-    return f"{also}`{what}` lists all {len(known)}"
+    return f"{also}`fcc models` lists all {len(known)}"
 
 
 def check_references(

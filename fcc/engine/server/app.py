@@ -165,7 +165,7 @@ async def _run_doctor(state: AppState) -> None:
     from fcc.commands.doctor import Doctor, claude_code_tools, run, targets
 
     assert state.dispatcher is not None
-    refs = targets(state.settings, [], None, state.keys)
+    refs = targets(state.settings, [], None)
     log.info("fcc doctor: examining %d models in the background", len(refs))
     try:
         reports = await run(Doctor(state.dispatcher, state.state, state.settings, claude_code_tools()), refs)

@@ -3,6 +3,9 @@ aggregates, limits' windows, circuits, metrics."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fcc.engine.catalog.config import StateSettings
 from fcc.engine.state.store import Backend
 
@@ -20,3 +23,14 @@ def backend_for(settings: StateSettings) -> Backend:
     from fcc.engine.state.sqlite import SqliteBackend
 
     return SqliteBackend(settings.db_path)
+
+
+@contextlib.asynccontextmanager
+async def opened(settings: StateSettings) -> AsyncIterator[Backend]:
+    """The store, open for a command's few reads; StoreError if it cannot be opened."""
+    backend = backend_for(settings)
+    await backend.open()
+    try:
+        yield backend
+    finally:
+        await backend.close()

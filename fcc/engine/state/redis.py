@@ -17,6 +17,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from fcc.engine.catalog.config import without_password
 from fcc.engine.state.admission import (
     BUSY_RETRY,
     DAY,
@@ -89,17 +90,12 @@ class RedisBackend:
         except _errors() as exc:
             await self._client.aclose()
             raise StoreError(
-                f"cannot reach Redis at {self._shown_url()} ({exc}): start it, fix state.url in config.yaml, "
-                "or use state: {backend: sqlite} for one machine"
+                f"cannot reach Redis at {without_password(self.url)} ({exc}): start it, fix state.url in "
+                "config.yaml, or use state: {backend: sqlite} for one machine"
             ) from None
         self._admit = self._client.register_script(
             Path(__file__).with_name("admit.lua").read_text(encoding="utf-8")
         )
-
-    def _shown_url(self) -> str:
-        # A password in the URL stays out of every message.
-        head, sep, tail = self.url.partition("@")
-        return f"{head.split('//')[0]}//…@{tail}" if sep else self.url
 
     async def close(self) -> None:
         if self._client is not None:
@@ -110,7 +106,7 @@ class RedisBackend:
             return await coro
         except _errors() as exc:
             raise StoreUnavailable(
-                f"Redis at {self._shown_url()} is not answering ({type(exc).__name__})"
+                f"Redis at {without_password(self.url)} is not answering ({type(exc).__name__})"
             ) from None
 
     # -- admission -----------------------------------------------------------------------
