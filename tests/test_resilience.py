@@ -354,3 +354,49 @@ def test_fcc_models_shows_live_health(tmp_path: Path, live_upstream: Live):
     assert health["replay/status:503"]["recent_failures"] == 1
     squashed = re.sub(r"[\s│┃|]", "", table.stdout)  # table cells wrap at 80 columns
     assert "Health(live)" in squashed and "closed" in squashed and "overloaded_error" in squashed
+
+
+def test_a_wait_for_several_busy_backends_takes_one_slot(tmp_path: Path):
+    """Two backends, each with one stream slot, both busy: when they free up together, the
+    waiting request is given one of them, and the other's slot stays free."""
+    from fcc.engine.request.features import features_of
+    from fcc.engine.routing.candidates import plan
+    from fcc.engine.routing.dispatch import Dispatcher
+    from fcc.engine.routing.dispatch import Request as TurnRequest
+    from fcc.engine.routing.router import decide
+    from fcc.engine.state.memory import MemoryBackend
+    from fcc.engine.state.service import StateService
+
+    one = "    limits: {concurrent_streams: 1}\n"
+    path = replay_config(tmp_path, "http://127.0.0.1:9", "fallbacks:\n  default: [replay_anthropic/b]\n")
+    text = path.read_text().replace("default: replay/text:hello_from_the_test_upstream", "default: replay/a")
+    path.write_text(text.replace("    local: true\n", "    local: true\n" + one))
+    settings = load_settings(path)
+    body = {"model": "m", "max_tokens": 5, "messages": USER}
+
+    async def scenario() -> tuple[int, int]:
+        service = StateService(MemoryBackend(), settings.providers)
+        await service.start()
+        async with httpx.AsyncClient() as client:
+            dispatcher = Dispatcher(client, {}, KeyStore(environ={}), service)
+            features = features_of(body, {})
+            route = decide(features, body, settings)
+            request = TurnRequest(body, features, route, plan(route, features), 1, None, None)
+            busy = [
+                await service.admit(a.candidate.provider, a.candidate.model) for a in request.plan.attempts
+            ]
+            assert len(busy) == 2 and all(b.wait <= 0 for b in busy)
+            schedule = dispatcher._schedule(request)
+            given = asyncio.ensure_future(anext(schedule))
+            await asyncio.sleep(0.1)  # both refused: the request waits
+            for b in busy:
+                await service.release(b.lease)
+            _, lease = await given
+            await schedule.aclose()  # it got what it needed: the first attempt answers
+            held = sum(u.active_streams for u in await service.usage_now())
+            await service.release(lease)
+            after = sum(u.active_streams for u in await service.usage_now())
+            await service.stop()
+        return held, after
+
+    assert asyncio.run(scenario()) == (1, 0)

@@ -244,12 +244,16 @@ class Dispatcher:
             if time.monotonic() + admission.wait > deadline:
                 raise _all_busy(request, admission)
             await asyncio.sleep(min(admission.wait, 0.25))
-            deferred = [
-                (a, await self.state.admit(a.candidate.provider, a.candidate.model)) for a, _ in deferred
-            ]
-            for attempt, admission in [d for d in deferred if d[1].wait <= 0]:
-                deferred.remove((attempt, admission))
-                yield attempt, admission.lease
+            # One admission handed out at a time, as in the first pass: an admission takes a
+            # slot, and one the consumer never asks for (the attempt before it answered)
+            # would hold that slot until its lease expired.
+            for i, (waiting, _) in enumerate(deferred):
+                again = await self.state.admit(waiting.candidate.provider, waiting.candidate.model)
+                if again.wait <= 0:
+                    del deferred[i]
+                    yield waiting, again.lease
+                    break
+                deferred[i] = (waiting, again)
 
     @staticmethod
     def _first_content(batch: list[Event], held: list[Event], request: Request, turn: Turn) -> list[Event]:
