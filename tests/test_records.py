@@ -53,3 +53,31 @@ def test_requests_reach_the_log_file_without_prompt_text(tmp_path: Path, live_up
 def test_a_record_survives_its_wire_form():
     original = record(skipped=("big/one: vision: no",), rule="screenshots", attempts=("a/x", "b/y"))
     assert record_from_wire(json.loads(json.dumps(original.wire()))) == original
+
+
+def test_a_store_that_cannot_take_records_does_not_repeat_them_in_the_log(tmp_path: Path):
+    import asyncio
+
+    from fcc.engine.state.memory import MemoryBackend
+    from fcc.engine.state.service import StateService
+    from fcc.engine.state.store import StoreError
+
+    class Away(MemoryBackend):
+        async def write(self, batch):  # type: ignore[no-untyped-def]
+            raise StoreError("the store is away")
+
+    path = tmp_path / "requests.jsonl"
+
+    async def scenario() -> int:
+        service = StateService(Away(), {}, request_log=JsonLines(path, max_bytes=1 << 20))
+        await service.start()
+        for i in range(5):
+            service.add(record(t=1_700_000_000.0 + i))
+            await service._flush_now()  # each flush finds the store away and keeps the batch
+        waiting = len(service._pending.records)
+        await service.stop()
+        return waiting
+
+    assert asyncio.run(scenario()) == 5  # kept for the store, all of them
+    times = [json.loads(line)["time"] for line in path.read_text().splitlines()]
+    assert len(times) == 5 and len(set(times)) == 5  # and each in the log once

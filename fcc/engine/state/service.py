@@ -83,6 +83,7 @@ class StateService:
         self._leases: dict[str, Lease] = {}
         self._failing: set[str] = set()  # candidates this process saw fail (their circuit may exist)
         self._file = request_log
+        self._unlogged: list[RequestRecord] = []  # queued for the request log, not yet written
         self._closing = False
         self._flushing: asyncio.Task[None] | None = None
 
@@ -204,6 +205,8 @@ class StateService:
     def add(self, record: RequestRecord) -> None:
         """Queue a finished request's record: no I/O here, the flusher writes it."""
         add(self._pending, record)
+        if self._file is not None:
+            self._unlogged.append(record)
         quota_tokens(self._pending, self._token_scopes(record), record)
         if len(self._pending.records) > MAX_QUEUED:
             self._pending.records.pop(0)
@@ -234,13 +237,15 @@ class StateService:
     async def _flush_now(self) -> None:
         if not self._pending:
             return
-        batch, self._pending = self._pending, Increments()
         if self._file is not None:
-            for r in batch.records:
+            # Each record once, whatever becomes of its batch: one the store cannot take now
+            # is written to the store later, not to the log again.
+            unlogged, self._unlogged = self._unlogged, []
+            for r in unlogged:
                 self._file.write(r.wire())
         if self._degraded is not None:
-            self._requeue(batch)
-            return
+            return  # the store is away: the batch waits; _recover wakes the flusher
+        batch, self._pending = self._pending, Increments()
         try:
             await self.backend.write(batch)
         except StoreError as exc:
