@@ -147,11 +147,11 @@ class MemoryBackend:
             if first <= day <= last and dim in wanted
         ]
 
-    async def minutes(self, first: int) -> list[Row]:
+    async def minutes(self, first: int, last: int) -> list[Row]:
         return [
             Row(minute, dim, key, dict(fields))
             for (minute, dim, key), fields in self._minutes.items()
-            if int(minute) >= first
+            if first <= int(minute) <= last
         ]
 
     async def recent(self, limit: int) -> list[RequestRecord]:

@@ -10,7 +10,6 @@ StoreUnavailable, which the service turns into per-process limits until Redis is
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from datetime import date, timedelta
@@ -281,10 +280,9 @@ class RedisBackend:
                     found.setdefault((d, dim, key), {})[field] = float(value)
         return [Row(b, d, k, f) for (b, d, k), f in found.items()]
 
-    async def minutes(self, first: int) -> list[Row]:
-        now = int(time.time() // 60)
+    async def minutes(self, first: int, last: int) -> list[Row]:
         pipe = self._client.pipeline(transaction=False)
-        minutes = list(range(first, now + 1))
+        minutes = list(range(first, last + 1))
         for m in minutes:
             pipe.hgetall(self._key("minutes", str(m)))
         found: dict[tuple[str, str, str], dict[str, float]] = {}

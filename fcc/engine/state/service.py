@@ -39,7 +39,7 @@ from fcc.engine.state.admission import (
 from fcc.engine.state.memory import MemoryBackend
 from fcc.engine.state.records import JsonLines, RequestRecord
 from fcc.engine.state.store import Backend, Row, StoreError
-from fcc.engine.state.tally import Increments, add, day_of, quota_tokens
+from fcc.engine.state.tally import Increments, add, day_of, minute_of, quota_tokens
 
 T = TypeVar("T")
 log = logging.getLogger("fcc.state")
@@ -343,7 +343,11 @@ class StateService:
         )
 
     async def minutes(self, first: int) -> list[Row]:
-        return await self._read(lambda: self.backend.minutes(first), lambda: self._local.minutes(first))
+        """The minute buckets from `first` to this one (by the service's clock)."""
+        last = minute_of(self.clock())
+        return await self._read(
+            lambda: self.backend.minutes(first, last), lambda: self._local.minutes(first, last)
+        )
 
     async def recent(self, limit: int) -> list[RequestRecord]:
         return await self._read(lambda: self.backend.recent(limit), lambda: self._local.recent(limit))

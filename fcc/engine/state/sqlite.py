@@ -311,10 +311,10 @@ class SqliteBackend:
             found.setdefault((bucket, dim, key), {})[field] = value
         return [Row(b, d, k, f) for (b, d, k), f in found.items()]
 
-    async def minutes(self, first: int) -> list[Row]:
+    async def minutes(self, first: int, last: int) -> list[Row]:
         found: dict[tuple[str, str, str], dict[str, float]] = {}
         for bucket, dim, key, field, value in self._read(
-            "SELECT bucket, dim, key, field, value FROM minutes WHERE bucket >= ?", (first,)
+            "SELECT bucket, dim, key, field, value FROM minutes WHERE bucket BETWEEN ? AND ?", (first, last)
         ):
             found.setdefault((str(bucket), dim, key), {})[field] = value
         return [Row(b, d, k, f) for (b, d, k), f in found.items()]
