@@ -381,7 +381,7 @@ def test_a_wait_for_several_busy_backends_takes_one_slot(tmp_path: Path):
             dispatcher = Dispatcher(client, {}, KeyStore(environ={}), service)
             features = features_of(body, {})
             route = decide(features, body, settings)
-            request = TurnRequest(body, features, route, plan(route, features), 1, None, None)
+            request = TurnRequest(body, features, route, plan(route, features), None, None)
             busy = [
                 await service.admit(a.candidate.provider, a.candidate.model) for a in request.plan.attempts
             ]

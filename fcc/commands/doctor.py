@@ -152,7 +152,7 @@ class Doctor:
                     str(found.error), status=400, error_type="invalid_request_error", retryable=False
                 )
             )
-        request = TurnRequest(body, features, route, found, features.input_tokens, None, "2023-06-01")
+        request = TurnRequest(body, features, route, found, None, "2023-06-01")
         acc = MessageAccumulator()
         answer = Answer()
         first: float | None = None

@@ -106,7 +106,6 @@ class Request:
     features: Features
     route: Route
     plan: Plan
-    input_estimate: int
     beta: str | None
     version: str | None
 
@@ -177,7 +176,7 @@ class Dispatcher:
             message_id=message_id,
             thinking=thinking,
             thinking_forced=route.thinking,
-            input_estimate=request.input_estimate,
+            input_estimate=request.features.input_tokens,
             beta=request.beta,
             version=request.version,
             max_tokens=attempt.max_tokens,
@@ -256,7 +255,7 @@ class Dispatcher:
                 deferred[i] = (waiting, again)
 
     @staticmethod
-    def _first_content(batch: list[Event], held: list[Event], request: Request, turn: Turn) -> list[Event]:
+    def _first_content(batch: list[Event], held: list[Event], turn: Turn) -> list[Event]:
         """Before content, hold message_start and pings (another candidate may yet answer);
         an error now is a refusal. Returns the batch to send once content begins, else []."""
         for i, event in enumerate(batch):
@@ -286,7 +285,7 @@ class Dispatcher:
             async with aclosing(stream_turn(self._client, adapter, turn, self.keys)) as stream:
                 async for batch in stream:
                     if not flowing:
-                        batch = self._first_content(batch, held, request, turn)
+                        batch = self._first_content(batch, held, turn)
                         if not batch:
                             continue
                         flowing = True

@@ -31,7 +31,7 @@ async def messages(request: Request) -> Response:
     if not token_ok(request):
         return deny()
     state = state_of(request)
-    body, _ = await read_json(request)
+    body = await read_json(request)
     check_request(body, need_max_tokens=True)
     settings = state.settings
     features = features_of(
@@ -58,7 +58,6 @@ async def messages(request: Request) -> Response:
         features,
         route,
         plan,
-        estimate,
         request.headers.get("anthropic-beta"),
         request.headers.get("anthropic-version"),
     )
@@ -132,7 +131,7 @@ async def _whole(state: AppState, pump: Pump, record: TurnRecord, headers: dict[
 async def count(request: Request) -> Response:
     if not token_ok(request):
         return deny()
-    body, _ = await read_json(request)
+    body = await read_json(request)
     check_request(body, need_max_tokens=False)
     # The same estimate routing rules and context checks use (request/features.py).
     return JSONResponse({"input_tokens": count_tokens(body, state_of(request).tool_sizes)})

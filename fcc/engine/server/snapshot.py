@@ -15,6 +15,7 @@ from fcc.engine.server.state import AppState
 from fcc.engine.state.admission import Usage
 from fcc.engine.state.metrics import render
 from fcc.engine.state.store import Row
+from fcc.engine.state.tally import DIMENSIONS
 from fcc.engine.types import JSON
 
 MINUTES = 60  # the chart's span
@@ -118,7 +119,7 @@ async def dashboard(state: AppState) -> JSON:
     now = time.time()
     today = svc.today()
     minute = int(now // 60)
-    rows = await svc.days(today, today, ["total", "provider", "model", "session", "probe", "rule", "skipped"])
+    rows = await svc.days(today, today, list(DIMENSIONS))
     dims: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for row in rows:
         dims[row.dim][row.key] = row.fields

@@ -141,7 +141,7 @@ def _no_constants(name: str) -> Any:
     raise ClientError(f"request body is not valid JSON: {name} is not a JSON value")
 
 
-async def read_json(request: Request) -> tuple[JSON, int]:
+async def read_json(request: Request) -> JSON:
     """The body as a JSON object, within the size limit; ClientError otherwise."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type in _FORM_TYPES:
@@ -167,7 +167,7 @@ async def read_json(request: Request) -> tuple[JSON, int]:
         data = _stdlib_json(raw)  # the standard library's own verdict, and its located error
     if not isinstance(data, dict):
         raise ClientError("request body must be a JSON object")
-    return data, len(raw)
+    return data
 
 
 def _stdlib_json(raw: bytearray) -> Any:

@@ -2,7 +2,7 @@
 as pure rules over a small view of the stored state.
 
 Each backend runs `admit` atomically (memory: one process; SQLite: one IMMEDIATE
-transaction; Redis: the same rules as one Lua script, state/redis_admit.lua), so a limit
+transaction; Redis: the same rules as one Lua script, state/admit.lua), so a limit
 holds across every worker sharing the store. Circuit changes (a failure, a retry-after, a
 success) are read-modify-writes of one CircuitState; they are rare and off the streaming
 path.
@@ -10,9 +10,7 @@ path.
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
@@ -263,7 +261,6 @@ class Usage:
     requests_last_minute: int = 0
     requests_per_minute: int | None = None
     concurrent_streams: int | None = None
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 def usage_of(view: View, scope: Scope, now: float) -> Usage:
@@ -281,11 +278,3 @@ def usage_of(view: View, scope: Scope, now: float) -> Usage:
         lim.requests_per_minute,
         lim.concurrent_streams,
     )
-
-
-def now() -> float:
-    return time.time()
-
-
-def ceil_seconds(value: float) -> int:
-    return max(1, math.ceil(value))

@@ -38,12 +38,10 @@ class RequestRecord:
     skipped: tuple[str, ...] = ()  # candidates not tried: "PROVIDER/MODEL: why"
 
     @property
-    def provider(self) -> str | None:
-        """Who answered, or for a failure the last candidate tried (errors count against it)."""
-        source = self.route or (self.attempts[-1] if self.attempts else None)
-        if self.probe or not source:
-            return None
-        return source.split("/", 1)[0]
+    def source(self) -> str | None:
+        """PROVIDER/MODEL that answered, or for a failure the last candidate tried (errors
+        count against it); None if none was tried."""
+        return self.route or (self.attempts[-1] if self.attempts else None)
 
     def wire(self) -> dict[str, Any]:
         out = asdict(self)

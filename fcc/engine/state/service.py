@@ -214,7 +214,7 @@ class StateService:
         self._wake.set()
 
     def _token_scopes(self, r: RequestRecord) -> list[tuple[str, str]]:
-        source = r.route or (r.attempts[-1] if r.attempts else None)
+        source = r.source
         if r.probe or not source or "/" not in source:
             return []
         pid, model = source.split("/", 1)

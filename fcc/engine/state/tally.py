@@ -12,15 +12,6 @@ from datetime import UTC, datetime
 from fcc.engine.state.records import RequestRecord
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
-FIELDS = (
-    "requests",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "probe_answers",
-    "fallbacks",
-)
 # What a day's aggregates are kept by; `fcc usage --by` reads total (as day), provider, model, session.
 DIMENSIONS = ("total", "provider", "model", "session", "probe", "rule", "skipped")
 Key = tuple[str, str, str]  # (bucket, dimension, key)
@@ -61,7 +52,7 @@ def _model_key(r: RequestRecord) -> tuple[str, str]:
     candidate tried; a probe answer counts as provider "probe"."""
     if r.probe:
         return "probe", f"probe/{r.probe}"
-    source = r.route or (r.attempts[-1] if r.attempts else None)
+    source = r.source
     if not source:
         return "none", "none"
     return source.split("/", 1)[0], source
