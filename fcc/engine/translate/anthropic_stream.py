@@ -35,7 +35,7 @@ from fcc.engine.translate.events import (
     Usage,
     count,
 )
-from fcc.engine.translate.tool_input import ToolInput, parses, tool_input
+from fcc.engine.translate.tool_input import ToolInput, tool_input
 from fcc.engine.translate.toolids import to_anthropic
 from fcc.engine.types import JSON
 
@@ -101,7 +101,7 @@ class AnthropicStreamNormalizer:
         self._held: int | None = None  # upstream index of a text block waiting for text
         self._held_text = ""
         self._tool: _HeldTool | None = None  # a tool block still receiving its input
-        self._unparsed: tuple[_HeldTool, str] | None = None  # stopped, input not JSON: cut?
+        self._unparsed: tuple[_HeldTool, ToolInput] | None = None  # stopped, input not JSON: cut?
         self._next = 0
         self._started = False
         self._delta_sent = False
@@ -287,12 +287,12 @@ class AnthropicStreamNormalizer:
         held, self._tool = self._tool, None
         if held is None:
             return
-        raw = "".join(held.parts)
-        if parses(raw):
-            self._send_tool(out, held, tool_input(raw))
+        arguments = tool_input("".join(held.parts))
+        if not arguments.changed:
+            self._send_tool(out, held, arguments)
             return
         self._settle_unparsed(out, cut=False)
-        self._unparsed = (held, raw)
+        self._unparsed = (held, arguments)
 
     def _settle_tools(self, out: list[Event], *, cut: bool) -> None:
         self._settle_tool(out)
@@ -301,12 +301,11 @@ class AnthropicStreamNormalizer:
     def _settle_unparsed(self, out: list[Event], *, cut: bool) -> None:
         if self._unparsed is None:
             return
-        held, raw = self._unparsed
+        held, arguments = self._unparsed
         self._unparsed = None
         if cut:
             self._dropped += 1
             return
-        arguments = tool_input(raw)
         self.notes.append((_str(held.block.get("name")) or "unknown_tool", arguments))
         self._send_tool(out, held, arguments)
 

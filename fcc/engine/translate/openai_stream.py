@@ -27,7 +27,7 @@ from fcc.engine.translate.events import (
 )
 from fcc.engine.translate.signature import make_signature
 from fcc.engine.translate.think import ThinkSplitter
-from fcc.engine.translate.tool_input import ToolInput, parses, tool_input
+from fcc.engine.translate.tool_input import ToolInput, tool_input
 from fcc.engine.translate.toolids import to_anthropic
 from fcc.engine.types import JSON
 
@@ -261,11 +261,10 @@ class OpenAIStreamTranslator:
             if call.sent:
                 continue
             call.sent = True
-            raw = "".join(call.args)
-            if cut and not parses(raw):
+            arguments = tool_input("".join(call.args))
+            if cut and arguments.changed:  # cut off mid-arguments: not a call at all
                 self._dropped += 1
                 continue
-            arguments = tool_input(raw)
             if arguments.changed:
                 self.notes.append((call.name or "unknown_tool", arguments))
             if call.upstream_id is None:

@@ -16,8 +16,10 @@ from __future__ import annotations
 import ast
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from fcc.engine.translate import wire
 
 Outcome = Literal["json", "empty", "repaired", "replaced"]
 
@@ -27,51 +29,41 @@ class ToolInput:
     text: str  # the JSON object text to send as the block's input
     outcome: Outcome
     raw: str  # what the upstream sent (for a debug log only)
+    value: dict[str, Any] = field(default_factory=dict)  # `text`, parsed
 
     @property
     def changed(self) -> bool:
+        """Not as it came: the arguments did not arrive whole (or were cut off)."""
         return self.outcome in ("repaired", "replaced")
-
-
-def parses(text: str) -> bool:
-    """Arguments that arrived whole: empty, or a JSON object."""
-    if not text.strip():
-        return True
-    try:
-        return isinstance(json.loads(text), dict)
-    except ValueError:
-        return False
 
 
 def tool_input(raw: str) -> ToolInput:
     if not raw.strip():
         return ToolInput("{}", "empty", raw)
     try:
-        value = json.loads(raw)
+        value = wire.loads(raw)
     except ValueError:
         value = _python_literal(raw)
         if value is None:
             return ToolInput("{}", "replaced", raw)
-        return ToolInput(json.dumps(value, ensure_ascii=False), "repaired", raw)
+        return ToolInput(json.dumps(value, ensure_ascii=False), "repaired", raw, value)
     if isinstance(value, dict):
-        return ToolInput(raw, "json", raw)
+        return ToolInput(raw, "json", raw, value)
     if isinstance(value, str):
         inner = _json_object(value)
         if inner is not None:
-            return ToolInput(json.dumps(inner, ensure_ascii=False), "repaired", raw)
+            return ToolInput(json.dumps(inner, ensure_ascii=False), "repaired", raw, inner)
     return ToolInput("{}", "replaced", raw)
 
 
 def input_object(raw: str) -> dict[str, Any]:
     """The parsed object, by the same rule (for a whole, non-streamed message)."""
-    value = json.loads(tool_input(raw).text)
-    assert isinstance(value, dict)
-    return value
+    return tool_input(raw).value
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
     try:
-        value = json.loads(text)
+        value = wire.loads(text)
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
