@@ -204,6 +204,22 @@ async def test_daily_token_quota_counts_what_requests_spent(service):
     assert refused.wait > 0 and "tokens_per_day 300 spent" in (refused.reason or "")
 
 
+async def test_tokens_of_a_bucket_no_admission_opened_are_pruned_too(tmp_path: Path):
+    import sqlite3
+    import time
+
+    p = provider("groq", Limits(tokens_per_day=300))
+    svc = StateService(SqliteBackend(tmp_path / "fcc.db"), {"groq": p}, clock=Clock())
+    await svc.start()
+    svc.add(record(T0))  # tokens spent, with no admission of its own in this bucket
+    await flushed(svc)
+    later = time.time() + 3 * 86_400
+    await svc.backend.prune(later - 30 * 86_400, later)
+    await svc.stop()
+    with sqlite3.connect(tmp_path / "fcc.db") as db:
+        assert db.execute("SELECT COUNT(*) FROM quota").fetchone() == (0,)
+
+
 async def test_a_model_may_have_limits_of_its_own(service):
     flash = ModelInfo("flash", limits=Limits(requests_per_day=1))
     p = provider("gemini", Limits(requests_per_minute=100), (flash,))

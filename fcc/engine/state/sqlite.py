@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fcc.engine.state.admission import (
+    DAY,
     Admission,
     Check,
     CircuitPolicy,
@@ -271,7 +272,9 @@ class SqliteBackend:
             (int(b), d, k, f, n) for (b, d, k), fields in batch.minutes.items() for f, n in fields.items()
         ]
         counters = [(name, labels, n) for (name, labels), n in batch.counters.items()]
-        tokens = [(scope, bucket, n) for (scope, bucket), n in batch.tokens.items()]
+        # A bucket no admission opened (the record's hour is not its admission's) expires too.
+        expires = time.time() + 2 * DAY
+        tokens = [(scope, bucket, n, expires) for (scope, bucket), n in batch.tokens.items()]
         records = [(r.time, json.dumps(r.wire(), separators=(",", ":"))) for r in batch.records]
         latest = [(r.session, t, d) for r, (t, d) in zip(batch.records, records, strict=True) if r.session]
 
@@ -292,7 +295,7 @@ class SqliteBackend:
                     counters,
                 )
                 db.executemany(
-                    "INSERT INTO quota(key, bucket, requests, tokens) VALUES (?, ?, 0, ?) "
+                    "INSERT INTO quota(key, bucket, requests, tokens, expires) VALUES (?, ?, 0, ?, ?) "
                     "ON CONFLICT DO UPDATE SET tokens = tokens + excluded.tokens",
                     tokens,
                 )
@@ -342,7 +345,7 @@ class SqliteBackend:
                 db.execute("DELETE FROM minutes WHERE bucket < ?", (minute,))
                 db.execute("DELETE FROM windows WHERE t < ?", (now - 120,))
                 db.execute("DELETE FROM leases WHERE expires < ?", (now,))
-                db.execute("DELETE FROM quota WHERE expires IS NOT NULL AND expires < ?", (now,))
+                db.execute("DELETE FROM quota WHERE COALESCE(expires, 0) < ?", (now,))  # NULL: older fcc
                 db.execute("DELETE FROM kv WHERE expires < ?", (now,))
 
         await self._run(step)
