@@ -336,3 +336,18 @@ async def test_one_limit_holds_across_two_processes(service):
         for svc in (a, b):
             admitted += (await svc.admit(p, "m")).wait == 0
     assert admitted == 10
+
+
+async def test_every_redis_read_says_store_unavailable_when_redis_goes():
+    from fcc.engine.state.store import StoreError
+
+    with redis_server.running() as server:
+        backend = RedisBackend(server.url, "gone")
+        await backend.open()
+        await backend.put("doctor", {"a/b": "{}"}, 60)
+        assert await backend.get("doctor") == {"a/b": "{}"}
+        server.kill()
+        for read in (lambda: backend.get("doctor"), lambda: backend.get("doctor", ["a/b"])):
+            with pytest.raises(StoreError):
+                await read()
+        await backend.close()

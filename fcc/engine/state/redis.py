@@ -100,6 +100,9 @@ class RedisBackend:
         if self._client is not None:
             await self._client.aclose()
 
+    async def _scan(self, match: str) -> list[str]:
+        return [k async for k in self._client.scan_iter(match=match, count=500)]
+
     async def _call(self, coro: Any) -> Any:
         try:
             return await coro
@@ -323,7 +326,7 @@ class RedisBackend:
 
     async def get(self, ns: str, keys: Iterable[str] | None = None) -> dict[str, str]:
         if keys is None:
-            names = [k async for k in self._client.scan_iter(match=self._key("kv", ns, "*"), count=500)]
+            names = await self._call(self._scan(self._key("kv", ns, "*")))
             prefix = len(self._key("kv", ns, ""))
             keys = [n[prefix:] for n in names]
         wanted = list(keys)
