@@ -71,20 +71,19 @@ class _Fit:
     max_tokens: int | None = None  # it can, with this many output tokens at most
     images_as_text: bool = False  # it can, without the images
     too_long: int | None = None  # the prompt exceeds this window (or leaves too little room)
+    hard: bool = False  # a reason no change to the request removes (window, tools, the doctor)
 
     @property
     def degradable(self) -> bool:
-        return bool(self.reasons) and (self.max_tokens is not None or self.images_as_text) and not self._hard
-
-    @property
-    def _hard(self) -> bool:
-        return any(not r.startswith(("output", "vision")) for r in self.reasons)
+        """Every reason is one a lower max_tokens or a note for the images removes."""
+        return bool(self.reasons) and not self.hard
 
 
 def _fit(candidate: Candidate, features: Features) -> _Fit:
     provider, model = candidate.provider, candidate.model
     info = provider.model(model)
     reasons: list[str] = []
+    hard = False
     clamp: int | None = None
     too_long: int | None = None
     window = info.context_window if info is not None else None
@@ -95,7 +94,7 @@ def _fit(candidate: Candidate, features: Features) -> _Fit:
         room = window - prompt
         if room < MIN_OUTPUT:
             reasons.append(f"context: prompt of ~{prompt} tokens leaves no room in its {window}-token window")
-            too_long = window - MIN_OUTPUT
+            too_long, hard = window - MIN_OUTPUT, True
         elif prompt + wanted > window:
             reasons.append(f"output: ~{prompt} + {wanted} tokens exceed its {window}-token window")
             clamp = room
@@ -105,7 +104,8 @@ def _fit(candidate: Candidate, features: Features) -> _Fit:
         reasons.append("vision: the model cannot see images")
     if features.tool_count and info is not None and info.tools is False:
         reasons.append("tools: the model cannot call tools")
-    return _Fit(tuple(reasons), clamp, images, too_long)
+        hard = True
+    return _Fit(tuple(reasons), clamp, images, too_long, hard)
 
 
 def plan(route: Route, features: Features, evidence: Evidence | None = None) -> Plan:
@@ -117,7 +117,7 @@ def plan(route: Route, features: Features, evidence: Evidence | None = None) -> 
         fit = _fit(candidate, features)
         learned = evidence(candidate, features) if evidence is not None else None
         if learned is not None and learned.hard:
-            fit = _Fit((*fit.reasons, learned.reason))
+            fit = _Fit((*fit.reasons, learned.reason), hard=True)
         elif learned is not None:
             doubts[candidate.label] = learned.reason
         fits.append((candidate, fit))
@@ -125,7 +125,7 @@ def plan(route: Route, features: Features, evidence: Evidence | None = None) -> 
     whole = [Attempt(c) for c, f in trusted if not f.reasons]
     degraded = [Attempt(c, f.max_tokens, f.images_as_text) for c, f in trusted if f.degradable]
     resort = [
-        Attempt(c, f.max_tokens, f.images_as_text) for c, f in fits if c.label in doubts and not f._hard
+        Attempt(c, f.max_tokens, f.images_as_text) for c, f in fits if c.label in doubts and not f.hard
     ]
     attempts = tuple(whole or degraded or resort)
     verdicts = []
