@@ -84,6 +84,11 @@ HOSTED_TIMEOUTS = Timeouts(connect=10.0, first_byte=120.0, idle=120.0)
 LOCAL_TIMEOUTS = Timeouts(connect=5.0, first_byte=600.0, idle=300.0)
 
 
+def sees_images(info: ModelInfo | None, quirks: Quirks) -> bool:
+    """The model's own vision flag where the catalog has one, else the provider's."""
+    return info.vision if info is not None and info.vision is not None else quirks.vision
+
+
 @dataclass(frozen=True, slots=True)
 class Provider:
     id: str

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from fcc.engine.translate.openai_request import BILLING_PREFIX
+from fcc.engine.translate.openai_request import BILLING_PREFIX, thinking_requested
 from fcc.engine.translate.tokens import ToolSizes, tally
 from fcc.engine.types import JSON
 
@@ -90,7 +90,6 @@ def features_of(
                 value = tool.get(key)
                 if isinstance(value, str) and value and value != "custom":
                     tools.add(value)
-    thinking = body.get("thinking")
     output = body.get("output_config")
     max_tokens = body.get("max_tokens")
     return Features(
@@ -99,7 +98,7 @@ def features_of(
         stream=body.get("stream") is True,
         input_tokens=counted.tokens,
         max_tokens=max_tokens if isinstance(max_tokens, int) and not isinstance(max_tokens, bool) else None,
-        thinking=isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"),
+        thinking=thinking_requested(body),
         images=counted.images,
         documents=counted.documents,
         tools=frozenset(tools),

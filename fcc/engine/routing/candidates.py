@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fcc.engine.catalog.providers import sees_images
 from fcc.engine.errors import ClientError
 from fcc.engine.request.features import Features
 from fcc.engine.routing.router import Candidate, Route
@@ -98,8 +99,7 @@ def _fit(candidate: Candidate, features: Features) -> _Fit:
         elif prompt + wanted > window:
             reasons.append(f"output: ~{prompt} + {wanted} tokens exceed its {window}-token window")
             clamp = room
-    vision = info.vision if info is not None and info.vision is not None else provider.quirks.vision
-    images = features.has_images and not vision
+    images = features.has_images and not sees_images(info, provider.quirks)
     if images:
         reasons.append("vision: the model cannot see images")
     if features.tool_count and info is not None and info.tools is False:

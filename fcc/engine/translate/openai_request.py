@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fcc.engine.catalog.providers import ModelInfo, Quirks
+from fcc.engine.catalog.providers import ModelInfo, Quirks, sees_images
 from fcc.engine.translate.schema_clean import clean_schema
 from fcc.engine.translate.signature import reasoning_from
 from fcc.engine.translate.toolids import upstream_id as _upstream_id
@@ -303,11 +303,7 @@ def _part(block: JSON, target: Target) -> JSON | None:
 
 
 def _vision(target: Target) -> bool:
-    if target.images_as_text:
-        return False
-    if target.info is not None and target.info.vision is not None:
-        return target.info.vision
-    return target.quirks.vision
+    return not target.images_as_text and sees_images(target.info, target.quirks)
 
 
 def _assistant(content: Any, target: Target, out: list[JSON]) -> None:
