@@ -9,7 +9,7 @@ only when the cheaper conditions have held.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -151,6 +151,11 @@ def _tools_hold(rule: ToolsRule, features: Features) -> bool:
     return rule <= features.tools
 
 
+def _user(messages: Iterable[Any]) -> dict[str, Any] | None:
+    """The first user message in `messages` (reversed: the last)."""
+    return next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), None)
+
+
 def _body_holds(c: Conditions, body: JSON) -> bool:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -158,6 +163,8 @@ def _body_holds(c: Conditions, body: JSON) -> bool:
     if c.message_count is not None and not c.message_count.holds(len(messages)):
         return False
     if c.roles is not None:
+        if len(messages) != len(c.roles):  # most turns: no walk over a long history
+            return False
         roles = tuple(m.get("role") if isinstance(m, dict) else None for m in messages)
         if roles != c.roles:
             return False
@@ -166,15 +173,14 @@ def _body_holds(c: Conditions, body: JSON) -> bool:
     if c.system is not None and not c.system.holds(system_text(body.get("system"))):
         return False
     if c.first_user_text is not None or c.last_user_text is not None:
-        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
-        if c.first_user_text is not None and not (
-            users and c.first_user_text.holds(text_of(users[0].get("content")))
-        ):
-            return False
-        if c.last_user_text is not None and not (
-            users and c.last_user_text.holds(_last_text_block(users[-1].get("content")))
-        ):
-            return False
+        if c.first_user_text is not None:
+            first = _user(messages)
+            if first is None or not c.first_user_text.holds(text_of(first.get("content"))):
+                return False
+        if c.last_user_text is not None:
+            last_user = _user(reversed(messages))
+            if last_user is None or not c.last_user_text.holds(_last_text_block(last_user.get("content"))):
+                return False
     if c.prefill is not None:
         last = messages[-1]
         if not isinstance(last, dict) or last.get("role") != "assistant":

@@ -124,9 +124,7 @@ def plan(route: Route, features: Features, evidence: Evidence | None = None) -> 
     trusted = [(c, f) for c, f in fits if c.label not in doubts]
     whole = [Attempt(c) for c, f in trusted if not f.reasons]
     degraded = [Attempt(c, f.max_tokens, f.images_as_text) for c, f in trusted if f.degradable]
-    resort = [
-        Attempt(c, f.max_tokens, f.images_as_text) for c, f in fits if c.label in doubts and not f.hard
-    ]
+    resort = [Attempt(c, f.max_tokens, f.images_as_text) for c, f in fits if c.label in doubts and not f.hard]
     attempts = tuple(whole or degraded or resort)
     verdicts = []
     for candidate, fit in fits:
