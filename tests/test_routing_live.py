@@ -66,6 +66,10 @@ routes:
     when: {header: {x-test: spread}}
     use: [rr/text:rr_one, rr/text:rr_two]
     strategy: round_robin
+  - name: spread-refused
+    when: {header: {x-test: spread-refused}}
+    use: [rr/status:400, rr/status:422]
+    strategy: round_robin
 """
     )
 
@@ -152,6 +156,19 @@ def test_round_robin_spreads_consecutive_requests(fcc: str, live_upstream: Live)
         for _ in range(4):
             sdk.messages.create(model="claude-sonnet-9", max_tokens=20, messages=_user())
     assert _models_seen(live_upstream, since) == ["text:rr_one", "text:rr_two", "text:rr_one", "text:rr_two"]
+
+
+def test_an_error_names_the_backend_that_refused_whatever_the_strategy_tried_first(
+    fcc: str, live_upstream: Live
+):
+    since = len(live_upstream.upstream.requests)
+    named = []
+    for _ in range(2):
+        body = {"model": "claude-sonnet-9", "max_tokens": 20, "messages": _user()}
+        refused = httpx.post(f"{fcc}/v1/messages", json=body, headers={"x-test": "spread-refused"})
+        assert refused.status_code in (400, 422)
+        named.append(refused.headers["x-fcc-route"].split("/", 1)[1])
+    assert named == _models_seen(live_upstream, since) == ["status:400", "status:422"]
 
 
 def test_rule_hits_and_skips_reach_the_record_and_metrics(fcc: str, live_upstream: Live):

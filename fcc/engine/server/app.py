@@ -23,7 +23,6 @@ from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ClientError, FccError
 from fcc.engine.routing.runtime import running
 from fcc.engine.server import admin, messages
-from fcc.engine.server.catalog_models import build as build_models
 from fcc.engine.server.edge import error_response
 from fcc.engine.server.reload import Source, reload
 from fcc.engine.server.reload import watch as watch_documents
@@ -65,7 +64,7 @@ def create_app(
         state=service,
         probes=settings.active_probes,
     )
-    state.models = build_models(settings, state.keys)
+    state.use(settings, state.keys)
     origin = source or Source(
         Path(settings.config_path) if settings.config_path else None, keys_from_file=keys is None
     )

@@ -13,7 +13,6 @@ from fcc.engine.routing.dispatch import Request as TurnRequest
 from fcc.engine.routing.dispatch import TurnRecord, new_message_id
 from fcc.engine.routing.router import decide, probe_tier
 from fcc.engine.server.edge import (
-    TIMEOUT,
     EventStream,
     Pump,
     error_response,
@@ -76,9 +75,8 @@ async def messages(request: Request) -> Response:
     except UpstreamError as exc:
         await pump.aclose()
         state.finish(record, exc.status)
-        return upstream_error_response(exc, headers)
-    if first is not TIMEOUT and record.served_by:
-        headers["x-fcc-route"] = record.served_by
+        return upstream_error_response(exc, _tried(record, headers))
+    _tried(record, headers)
     headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
     start = MessageStart(new_message_id(), features.model, Usage(estimate, 1))
     return EventStream(first, pump, interval, start, headers, lambda: state.finish(record, record.status))
@@ -105,6 +103,15 @@ def _probe_answer(state: AppState, probe: Probe, body: JSON, estimate: int, reco
     return JSONResponse(acc.result(), headers=headers)
 
 
+def _tried(record: TurnRecord, headers: dict[str, str]) -> dict[str, str]:
+    """x-fcc-route: the backend that answered, else the last one tried (a strategy may have
+    tried another than the plan's first), else the plan's first."""
+    label = record.served_by or (record.attempts[-1] if record.attempts else None)
+    if label:
+        headers["x-fcc-route"] = label
+    return headers
+
+
 async def _whole(state: AppState, pump: Pump, record: TurnRecord, headers: dict[str, str]) -> Response:
     acc = MessageAccumulator()
     try:
@@ -115,15 +122,14 @@ async def _whole(state: AppState, pump: Pump, record: TurnRecord, headers: dict[
         pass
     except UpstreamError as exc:
         state.finish(record, exc.status)
-        return upstream_error_response(exc, headers)
+        return upstream_error_response(exc, _tried(record, headers))
     finally:
         await pump.aclose()
     if acc.error is not None:
         status = 529 if acc.error.error_type == "overloaded_error" else 500
         state.finish(record, status)
         return error_response(status, acc.error.error_type, acc.error.message, headers=headers)
-    if record.served_by:
-        headers["x-fcc-route"] = record.served_by
+    _tried(record, headers)
     headers["x-fcc-overhead-ms"] = f"{state.finish(record, 200):.2f}"
     return JSONResponse(acc.result(), headers=headers)
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from fcc.engine.catalog.config import Overrides, Settings, default_config_path, load_settings
 from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ConfigError
-from fcc.engine.server.catalog_models import build as build_models
 from fcc.engine.server.state import AppState
 
 log = logging.getLogger("fcc.reload")
@@ -145,13 +144,7 @@ async def reload(state: AppState, source: Source, trigger: str) -> Reload:
         return result
     keys = KeyStore(settings.config_dir / ENV_FILE_NAME) if source.keys_from_file else state.keys
     changes = differences(state.settings, settings, state.keys, keys)
-    # One assignment each, between two awaits: a request reads either the old or the new.
-    state.settings, state.keys = settings, keys
-    state.probes = settings.active_probes
-    state.models = build_models(settings, keys)
-    state.state.providers = settings.providers
-    if state.dispatcher is not None:
-        state.dispatcher.keys = keys
+    state.use(settings, keys)
     result = Reload(time.time(), True, trigger, tuple(changes))
     log.info("config reloaded (%s): %s", trigger, "; ".join(changes) or "no change that matters")
     state.reloaded = result

@@ -22,6 +22,7 @@ from fcc.engine.routing.candidates import Evidence
 from fcc.engine.routing.dispatch import Dispatcher, TurnRecord
 from fcc.engine.routing.evidence import KEEP, NAMESPACE, evidence, finding_of, findings
 from fcc.engine.server.catalog_models import ModelList
+from fcc.engine.server.catalog_models import build as build_models
 from fcc.engine.server.edge import error_response
 from fcc.engine.state.service import StateService
 from fcc.engine.translate import wire
@@ -47,6 +48,16 @@ class AppState:
     doctor: dict[str, str] = field(default_factory=dict)  # its stored results, by PROVIDER/MODEL
     models: ModelList = field(default_factory=lambda: ModelList(()))  # what GET /v1/models lists
     reloaded: Reload | None = None  # the last reload of the documents, for the log and the dashboard
+
+    def use(self, settings: Settings, keys: KeyStore) -> None:
+        """Serve with these settings and keys from the next request on: one assignment
+        each, with no await between them, so a request reads either the old or the new."""
+        self.settings, self.keys = settings, keys
+        self.probes = settings.active_probes
+        self.models = build_models(settings, keys)
+        self.state.providers = settings.providers
+        if self.dispatcher is not None:
+            self.dispatcher.keys = keys
 
     async def learn(self) -> None:
         """Reads the doctor's results from the store (another process may have run it)."""
