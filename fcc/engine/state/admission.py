@@ -10,11 +10,13 @@ path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import json
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from fcc.engine.catalog.providers import DayReset, Limits
+from fcc.engine.state.tally import day_of
 
 CircuitName = Literal["closed", "open", "half_open"]
 WINDOW = 60.0  # requests_per_minute
@@ -81,6 +83,20 @@ def blocked(state: CircuitState, now: float, seconds: float, error: str) -> Circ
 # -- limits ------------------------------------------------------------------------------------
 
 
+def circuit_json(state: CircuitState) -> str:
+    """A circuit as the stores keep it."""
+    return json.dumps(asdict(state))
+
+
+def circuit_from_json(text: str | bytes) -> CircuitState:
+    """A stored circuit. Tolerant: Redis's script re-encodes it with cjson, which writes an
+    empty list as {}, and a newer fcc may have added fields."""
+    data = json.loads(text)
+    failures = data.get("failures") or ()
+    data["failures"] = tuple(failures) if isinstance(failures, list) else ()
+    return CircuitState(**{k: v for k, v in data.items() if k in CircuitState.__slots__})
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Limits kept under one key: a provider's, or one model's of a provider."""
@@ -119,7 +135,7 @@ class Admission:
 
 
 def day_bucket(now: float) -> str:
-    return "d:" + datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+    return "d:" + day_of(now)
 
 
 def hour_buckets(now: float) -> list[str]:

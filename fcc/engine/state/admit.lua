@@ -2,19 +2,19 @@
 -- limit holds across every process and machine sharing this server. Python computes the
 -- waits from what a refusal returns; this script only decides and takes.
 --
--- ARGV: prefix, now, lease id, candidate, cooldown, trial ttl, lease ttl, quota ttl, scopes,
+-- ARGV: prefix, now, lease id, candidate, trial ttl, lease ttl, quota ttl, scopes,
 -- then per scope: key, rpm, streams, requests/day, tokens/day, bucket count, buckets...
 -- (a limit of "" is none). Returns {"ok", trial, held keys...} or
--- {"refused", entries...} with entries "circuit|open_until|trial_until|blocked|error",
+-- {"refused", entries...} with entries "circuit|STORED CIRCUIT JSON",
 -- "rpm|scope|oldest_needed", "quota|scope|kind|n1,n2,...", "streams|scope".
 local P = ARGV[1]
 local now = tonumber(ARGV[2])
 local lease = ARGV[3]
 local cand = ARGV[4]
-local trial_ttl = tonumber(ARGV[6])
-local lease_ttl = tonumber(ARGV[7])
-local quota_ttl = tonumber(ARGV[8])
-local n = tonumber(ARGV[9])
+local trial_ttl = tonumber(ARGV[5])
+local lease_ttl = tonumber(ARGV[6])
+local quota_ttl = tonumber(ARGV[7])
+local n = tonumber(ARGV[8])
 
 local refused = {}
 local trial = false
@@ -27,17 +27,14 @@ if raw then
   if open_until ~= 0 then
     local trial_until = tonumber(state.trial_until) or 0
     if now < open_until or now < trial_until then
-      local blocked = state.blocked and "1" or "0"
-      local err = state.last_error
-      if type(err) ~= "string" then err = "" end
-      return {"refused", "circuit|" .. tostring(open_until) .. "|" .. tostring(trial_until) .. "|" .. blocked .. "|" .. err}
+      return {"refused", "circuit|" .. raw}
     end
     trial = true
   end
 end
 
 local scopes = {}
-local i = 10
+local i = 9
 for s = 1, n do
   local scope = {key = ARGV[i], rpm = tonumber(ARGV[i + 1]), streams = tonumber(ARGV[i + 2]),
                  rpd = tonumber(ARGV[i + 3]), tpd = tonumber(ARGV[i + 4]), buckets = {}}

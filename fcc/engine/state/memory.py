@@ -21,7 +21,7 @@ from fcc.engine.state.admission import (
 )
 from fcc.engine.state.records import RequestRecord
 from fcc.engine.state.store import Row
-from fcc.engine.state.tally import Increments
+from fcc.engine.state.tally import Increments, day_of, minute_of
 
 RECENT = 500  # records kept in memory (the disk backends keep all, within retention)
 
@@ -164,12 +164,12 @@ class MemoryBackend:
         return self._last.get(session)
 
     async def prune(self, before: float, now: float) -> None:
-        cutoff = time.strftime("%Y-%m-%d", time.gmtime(before))
+        cutoff = day_of(before)
         for key in [k for k in self._days if k[0] < cutoff]:
             del self._days[key]
         for session in [s for s, r in self._last.items() if r.time < before]:
             del self._last[session]
-        minute = int(now // 60) - 120
+        minute = minute_of(now) - 120
         for key in [k for k in self._minutes if int(k[0]) < minute]:
             del self._minutes[key]
         for stale in [k for k in self._quota if _stale_bucket(k[1], now)]:
@@ -190,4 +190,4 @@ def _stale_bucket(bucket: str, now: float) -> bool:
     """Quota buckets (d:YYYY-MM-DD or h:EPOCH_HOUR) are kept two days, whatever the retention."""
     if bucket.startswith("h:"):
         return int(bucket[2:]) * 3600 < now - 2 * 86400
-    return bucket[2:] < time.strftime("%Y-%m-%d", time.gmtime(now - 2 * 86400))
+    return bucket[2:] < day_of(now - 2 * 86400)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +29,8 @@ from fcc.engine.state.admission import (
     Scope,
     Usage,
     buckets,
+    circuit_from_json,
+    circuit_json,
     circuit_wait,
     quota_wait,
     refusal,
@@ -47,13 +48,6 @@ def _errors() -> tuple[type[BaseException], ...]:
     import redis.exceptions
 
     return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
-
-
-def _circuit_from(text: str | bytes) -> CircuitState:
-    data = json.loads(text)
-    failures = data.get("failures") or ()
-    data["failures"] = tuple(failures) if isinstance(failures, list) else ()
-    return CircuitState(**{k: v for k, v in data.items() if k in CircuitState.__slots__})
 
 
 def _limit(value: int | None) -> str:
@@ -114,7 +108,7 @@ class RedisBackend:
     # -- admission -----------------------------------------------------------------------
 
     async def admit(self, check: Check, lease_id: str, now: float, policy: CircuitPolicy) -> Admission:
-        args: list[Any] = [self.p, repr(now), lease_id, check.candidate, policy.cooldown, policy.trial_ttl]
+        args: list[Any] = [self.p, repr(now), lease_id, check.candidate, policy.trial_ttl]
         args += [LEASE_TTL, int(2 * DAY), len(check.scopes)]
         names: list[list[str]] = []
         for scope in check.scopes:
@@ -131,15 +125,8 @@ class RedisBackend:
         waits: list[tuple[float, str]] = []
         for entry in out[1:]:
             kind, *rest = entry.split("|")
-            if kind == "circuit":
-                open_until, trial_until, was_blocked, error = rest[0], rest[1], rest[2], "|".join(rest[3:])
-                state = CircuitState(
-                    open_until=float(open_until),
-                    trial_until=float(trial_until),
-                    blocked=was_blocked == "1",
-                    last_error=error or None,
-                )
-                found = circuit_wait(state, now, policy)
+            if kind == "circuit":  # the script refused on the stored circuit: Python says why
+                found = circuit_wait(circuit_from_json("|".join(rest)), now, policy)
                 waits.append(found or (BUSY_RETRY, "circuit open"))
                 continue
             scope = check.scopes[int(rest[0]) - 1]
@@ -181,13 +168,13 @@ class RedisBackend:
                 try:
                     await self._call(pipe.watch(name))
                     raw = await self._call(pipe.get(name))
-                    new = change(_circuit_from(raw) if raw else CircuitState())
+                    new = change(circuit_from_json(raw) if raw else CircuitState())
                     pipe.multi()
                     if new is None:
                         pipe.delete(name)
                         pipe.srem(self._key("circuits"), key)
                     else:
-                        pipe.set(name, json.dumps(asdict(new)), ex=int(7 * DAY))
+                        pipe.set(name, circuit_json(new), ex=int(7 * DAY))
                         pipe.sadd(self._key("circuits"), key)
                     await self._call(pipe.execute())
                     return
@@ -199,7 +186,7 @@ class RedisBackend:
         if not keys:
             return {}
         values = await self._call(self._client.mget([self._key("circuit", k) for k in keys]))
-        return {k: _circuit_from(v) for k, v in zip(keys, values, strict=True) if v}
+        return {k: circuit_from_json(v) for k, v in zip(keys, values, strict=True) if v}
 
     async def usage_now(self, scopes: Iterable[Scope], now: float) -> list[Usage]:
         out = []

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,11 +32,13 @@ from fcc.engine.state.admission import (
     Scope,
     Usage,
     admit,
+    circuit_from_json,
+    circuit_json,
     usage_of,
 )
 from fcc.engine.state.records import RequestRecord, record_from_wire
 from fcc.engine.state.store import Row, StoreError
-from fcc.engine.state.tally import Increments
+from fcc.engine.state.tally import Increments, day_of, minute_of
 
 T = TypeVar("T")
 SCHEMA_VERSION = "1"
@@ -67,12 +68,6 @@ _ADD = _UPSERT + "value = value + excluded.value"
 _MAX = _UPSERT + "value = max(value, excluded.value)"
 
 
-def _circuit_from(text: str) -> CircuitState:
-    data = json.loads(text)
-    data["failures"] = tuple(data.get("failures", ()))
-    return CircuitState(**data)
-
-
 class _View:
     """admission.View over the tables, inside the caller's IMMEDIATE transaction."""
 
@@ -81,11 +76,11 @@ class _View:
 
     def circuit(self, key: str) -> CircuitState | None:
         row = self.db.execute("SELECT data FROM circuits WHERE key = ?", (key,)).fetchone()
-        return _circuit_from(row[0]) if row else None
+        return circuit_from_json(row[0]) if row else None
 
     def set_circuit(self, key: str, state: CircuitState) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO circuits(key, data) VALUES (?, ?)", (key, json.dumps(asdict(state)))
+            "INSERT OR REPLACE INTO circuits(key, data) VALUES (?, ?)", (key, circuit_json(state))
         )
 
     def window(self, key: str, since: float) -> list[float]:
@@ -251,7 +246,7 @@ class SqliteBackend:
         await self._run(step)
 
     async def circuits(self) -> dict[str, CircuitState]:
-        return {k: _circuit_from(d) for k, d in self._read("SELECT key, data FROM circuits")}
+        return {k: circuit_from_json(d) for k, d in self._read("SELECT key, data FROM circuits")}
 
     async def usage_now(self, scopes: Iterable[Scope], now: float) -> list[Usage]:
         wanted = list(scopes)
@@ -334,8 +329,7 @@ class SqliteBackend:
         return {(n, labels): v for n, labels, v in self._read("SELECT name, labels, value FROM counters")}
 
     async def prune(self, before: float, now: float) -> None:
-        day = time.strftime("%Y-%m-%d", time.gmtime(before))
-        minute = int(now // 60) - 120
+        day, minute = day_of(before), minute_of(now) - 120
 
         def step() -> None:
             with self._tx() as db:
