@@ -173,7 +173,8 @@ class View(Protocol):
 
     def circuit(self, key: str) -> CircuitState | None: ...
     def set_circuit(self, key: str, state: CircuitState) -> None: ...
-    def window(self, key: str, since: float) -> list[float]: ...  # times after `since`, oldest first
+    def window(self, key: str, since: float) -> int: ...  # requests after `since`
+    def newest(self, key: str, since: float, n: int) -> float: ...  # the time of the n-th newest
     def add_to_window(self, key: str, t: float) -> None: ...
     def leases(self, key: str, now: float) -> int: ...  # live leases
     def add_lease(self, key: str, lease: str, expires: float) -> None: ...
@@ -249,9 +250,9 @@ def admit(view: View, check: Check, lease_id: str, now: float, policy: CircuitPo
 def _scope_waits(view: View, scope: Scope, now: float) -> list[tuple[float, str]]:
     lim, out = scope.limits, []
     if lim.requests_per_minute is not None:
-        recent = view.window(scope.key, now - WINDOW)
-        if len(recent) >= lim.requests_per_minute:
-            out.append(rpm_wait(scope, recent[len(recent) - lim.requests_per_minute], now))
+        since, rpm = now - WINDOW, lim.requests_per_minute
+        if view.window(scope.key, since) >= rpm:
+            out.append(rpm_wait(scope, view.newest(scope.key, since, rpm), now))
     if lim.requests_per_day is not None or lim.tokens_per_day is not None:
         requests, tokens = view.quota(scope.key, buckets(lim.day_reset, now))
         if lim.requests_per_day is not None and sum(requests) >= lim.requests_per_day:
@@ -290,7 +291,7 @@ def usage_of(view: View, scope: Scope, now: float) -> Usage:
         lim.tokens_per_day,
         lim.day_reset,
         view.leases(scope.key, now),
-        len(view.window(scope.key, now - WINDOW)),
+        view.window(scope.key, now - WINDOW),
         lim.requests_per_minute,
         lim.concurrent_streams,
     )

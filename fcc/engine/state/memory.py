@@ -38,11 +38,15 @@ class _View:
     def set_circuit(self, key: str, state: CircuitState) -> None:
         self.b._circuits[key] = state
 
-    def window(self, key: str, since: float) -> list[float]:
+    def window(self, key: str, since: float) -> int:
         times = self.b._windows[key]
         while times and times[0] <= since:
             times.popleft()
-        return list(times)
+        return len(times)
+
+    def newest(self, key: str, since: float, n: int) -> float:
+        self.window(key, since)
+        return self.b._windows[key][-n]
 
     def add_to_window(self, key: str, t: float) -> None:
         self.b._windows[key].append(t)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from fcc.engine.state.admission import (
     DAY,
+    WINDOW,
     Admission,
     Check,
     CircuitPolicy,
@@ -83,16 +84,24 @@ class _View:
             "INSERT OR REPLACE INTO circuits(key, data) VALUES (?, ?)", (key, circuit_json(state))
         )
 
-    def window(self, key: str, since: float) -> list[float]:
-        self.db.execute("DELETE FROM windows WHERE key = ? AND t <= ?", (key, since))
-        return [t for (t,) in self.db.execute("SELECT t FROM windows WHERE key = ? ORDER BY t", (key,))]
+    # Reads count on the (key, t) index and change nothing, so usage_now needs no
+    # transaction; what has left the window goes when a request is added (and at prune).
+
+    def window(self, key: str, since: float) -> int:
+        sql = "SELECT count(*) FROM windows WHERE key = ? AND t > ?"
+        return int(self.db.execute(sql, (key, since)).fetchone()[0])
+
+    def newest(self, key: str, since: float, n: int) -> float:
+        sql = "SELECT t FROM windows WHERE key = ? AND t > ? ORDER BY t DESC LIMIT 1 OFFSET ?"
+        return float(self.db.execute(sql, (key, since, n - 1)).fetchone()[0])
 
     def add_to_window(self, key: str, t: float) -> None:
+        self.db.execute("DELETE FROM windows WHERE key = ? AND t <= ?", (key, t - WINDOW))
         self.db.execute("INSERT INTO windows(key, t) VALUES (?, ?)", (key, t))
 
     def leases(self, key: str, now: float) -> int:
-        self.db.execute("DELETE FROM leases WHERE key = ? AND expires <= ?", (key, now))
-        return int(self.db.execute("SELECT count(*) FROM leases WHERE key = ?", (key,)).fetchone()[0])
+        sql = "SELECT count(*) FROM leases WHERE key = ? AND expires > ?"
+        return int(self.db.execute(sql, (key, now)).fetchone()[0])
 
     def add_lease(self, key: str, lease: str, expires: float) -> None:
         self.db.execute(
@@ -249,14 +258,13 @@ class SqliteBackend:
         return {k: circuit_from_json(d) for k, d in self._read("SELECT key, data FROM circuits")}
 
     async def usage_now(self, scopes: Iterable[Scope], now: float) -> list[Usage]:
-        wanted = list(scopes)
-
-        def step() -> list[Usage]:
-            with self._tx() as db:
-                view = _View(db)
-                return [usage_of(view, scope, now) for scope in wanted]
-
-        return await self._run(step) if wanted else []
+        # Counts on the reader: no write lock, no queue behind this process's admissions.
+        assert self._reader is not None
+        view = _View(self._reader)
+        try:
+            return [usage_of(view, scope, now) for scope in scopes]
+        except sqlite3.Error as exc:
+            raise StoreError(f"the state store at {self.path} failed: {exc}") from None
 
     # -- records, aggregates, counters -----------------------------------------------------
 
