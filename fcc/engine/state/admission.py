@@ -281,17 +281,23 @@ class Usage:
 
 
 def usage_of(view: View, scope: Scope, now: float) -> Usage:
+    requests, tokens = view.quota(scope.key, buckets(scope.limits.day_reset, now))
+    active, last_minute = view.leases(scope.key, now), view.window(scope.key, now - WINDOW)
+    return usage(scope, sum(requests), sum(tokens), active, last_minute)
+
+
+def usage(scope: Scope, requests: int, tokens: int, active: int, last_minute: int) -> Usage:
+    """A scope's use, its limits beside it."""
     lim = scope.limits
-    requests, tokens = view.quota(scope.key, buckets(lim.day_reset, now))
     return Usage(
         scope.key,
-        sum(requests),
-        sum(tokens),
+        requests,
+        tokens,
         lim.requests_per_day,
         lim.tokens_per_day,
         lim.day_reset,
-        view.leases(scope.key, now),
-        view.window(scope.key, now - WINDOW),
+        active,
+        last_minute,
         lim.requests_per_minute,
         lim.concurrent_streams,
     )

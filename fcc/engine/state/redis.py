@@ -36,6 +36,7 @@ from fcc.engine.state.admission import (
     refusal,
     rpm_wait,
     streams_wait,
+    usage,
 )
 from fcc.engine.state.records import RequestRecord, record_from_wire
 from fcc.engine.state.store import Row, StoreError, StoreUnavailable
@@ -189,34 +190,24 @@ class RedisBackend:
         return {k: circuit_from_json(v) for k, v in zip(keys, values, strict=True) if v}
 
     async def usage_now(self, scopes: Iterable[Scope], now: float) -> list[Usage]:
-        out = []
-        for scope in scopes:
-            lim = scope.limits
-            pipe = self._client.pipeline(transaction=False)
-            pipe.zremrangebyscore(self._key("lease", scope.key), "-inf", now)
-            pipe.zcard(self._key("lease", scope.key))
-            pipe.zcount(self._key("win", scope.key), now - WINDOW, "+inf")
-            names = buckets(lim.day_reset, now)
+        """Every scope in one round trip, and only reads (live leases are counted, not pruned)."""
+        wanted = [(scope, buckets(scope.limits.day_reset, now)) for scope in scopes]
+        if not wanted:
+            return []
+        pipe = self._client.pipeline(transaction=False)
+        for scope, names in wanted:
+            pipe.zcount(self._key("lease", scope.key), f"({now!r}", "+inf")
+            pipe.zcount(self._key("win", scope.key), f"({now - WINDOW!r}", "+inf")
             for bucket in names:
                 pipe.hmget(self._key("quota", scope.key, bucket), "requests", "tokens")
-            got = await self._call(pipe.execute())
-            quota = got[3:]
+        got = iter(await self._call(pipe.execute()))
+        out = []
+        for scope, names in wanted:
+            active, last_minute = int(next(got)), int(next(got))
+            quota = [next(got) for _ in names]
             requests = sum(int(r or 0) for r, _ in quota)
             tokens = sum(int(t or 0) for _, t in quota)
-            out.append(
-                Usage(
-                    scope.key,
-                    requests,
-                    tokens,
-                    lim.requests_per_day,
-                    lim.tokens_per_day,
-                    lim.day_reset,
-                    int(got[1]),
-                    int(got[2]),
-                    lim.requests_per_minute,
-                    lim.concurrent_streams,
-                )
-            )
+            out.append(usage(scope, requests, tokens, active, last_minute))
         return out
 
     # -- records, aggregates, counters -----------------------------------------------------
