@@ -105,9 +105,7 @@ class MemoryBackend:
                 if lease.id in self._leases[key]:
                     self._leases[key][lease.id] = expires
 
-    async def update_circuit(
-        self, key: str, change: Callable[[CircuitState], CircuitState | None], now: float
-    ) -> None:
+    async def update_circuit(self, key: str, change: Callable[[CircuitState], CircuitState | None]) -> None:
         new = change(self._circuits.get(key, CircuitState()))
         if new is None:
             self._circuits.pop(key, None)

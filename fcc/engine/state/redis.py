@@ -158,9 +158,7 @@ class RedisBackend:
         if n:
             await self._call(pipe.execute())
 
-    async def update_circuit(
-        self, key: str, change: Callable[[CircuitState], CircuitState | None], now: float
-    ) -> None:
+    async def update_circuit(self, key: str, change: Callable[[CircuitState], CircuitState | None]) -> None:
         import redis.exceptions
 
         name = self._key("circuit", key)

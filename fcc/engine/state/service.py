@@ -173,11 +173,11 @@ class StateService:
     async def _circuit(self, label: str, change: Callable[[CircuitState], CircuitState | None]) -> None:
         if self._degraded is None:
             try:
-                await self.backend.update_circuit(label, change, self.clock())
+                await self.backend.update_circuit(label, change)
                 return
             except StoreError as exc:
                 self._go_local(exc)
-        await self._local.update_circuit(label, change, self.clock())
+        await self._local.update_circuit(label, change)
 
     async def circuits(self) -> dict[str, dict[str, object]]:
         now = self.clock()
@@ -270,7 +270,7 @@ class StateService:
     async def _refresher(self) -> None:
         while True:
             await asyncio.sleep(REFRESH_EVERY)
-            leases = [lease for lease in self._leases.values() if not lease.local]
+            leases = list(self._leases.values())  # only the shared store's are kept there
             if leases and self._degraded is None:
                 with contextlib.suppress(StoreError):
                     await self.backend.refresh(leases, self.clock() + LEASE_TTL)

@@ -240,9 +240,7 @@ class SqliteBackend:
 
         await self._run(step)
 
-    async def update_circuit(
-        self, key: str, change: Callable[[CircuitState], CircuitState | None], now: float
-    ) -> None:
+    async def update_circuit(self, key: str, change: Callable[[CircuitState], CircuitState | None]) -> None:
         def step() -> None:
             with self._tx() as db:
                 view = _View(db)
