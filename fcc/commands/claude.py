@@ -53,18 +53,17 @@ def window_for(settings: Settings) -> Window:
     that leaves the client room to compact (it compacts at window - min(output, 20000) - 13000)."""
     known: list[tuple[int, str, int | None]] = []
     for ref in settings.routed():
-        pid, _, model = ref.partition("/")
-        provider = settings.providers.get(pid)
-        info = provider.model(model) if provider else None
+        provider = settings.providers.get(ref.provider)
+        info = provider.model(ref.model) if provider else None
         if provider is not None and info is not None and info.context_window:
-            known.append((info.context_window, ref, provider.output_cap(model)))
+            known.append((info.context_window, str(ref), provider.output_cap(ref.model)))
     if not known:
         return Window(UNKNOWN_WINDOW, None, None)
-    tokens, ref, cap = min(known)
+    tokens, smallest, cap = min(known)
     if tokens >= UNKNOWN_WINDOW:
-        return Window(tokens, None, ref)
+        return Window(tokens, None, smallest)
     output = max(4096, tokens // 8)
-    return Window(tokens, min(output, cap) if cap else output, ref)
+    return Window(tokens, min(output, cap) if cap else output, smallest)
 
 
 def fcc_at(url: str) -> int | None:
@@ -158,11 +157,7 @@ def client_env(settings: Settings, url: str, base: Mapping[str, str]) -> dict[st
             wanted[f"ANTHROPIC_DEFAULT_{tier.upper()}_MODEL_NAME"] = f"{tier.capitalize()} → {route.target}"
     if window.output is not None:
         wanted["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(window.output)
-    if any(
-        settings.providers[r.partition("/")[0]].local
-        for r in settings.routed()
-        if r.partition("/")[0] in settings.providers
-    ):
+    if any(p.local for r in settings.routed() if (p := settings.providers.get(r.provider)) is not None):
         wanted["API_TIMEOUT_MS"] = LOCAL_TIMEOUT_MS
     for name, value in wanted.items():
         env.setdefault(name, value)

@@ -399,7 +399,7 @@ def targets(settings: Settings, given: Sequence[str], provider: str | None) -> l
     if provider is not None:
         p = settings.providers[provider]
         return [ModelRef(p.id, m.id) for m in p.models]
-    return [ModelRef.parse(r) for r in settings.routed()]
+    return settings.routed()
 
 
 def primary_models(settings: Settings) -> set[str]:

@@ -151,15 +151,13 @@ class Settings:
     routes: tuple[Rule, ...] = ()
     state: StateSettings = field(default_factory=StateSettings)
 
-    def routed(self) -> list[str]:
-        """Every PROVIDER/MODEL the config can send to (tiers, their fallbacks, rules), in order."""
-        out: dict[str, None] = {}
+    def routed(self) -> list[ModelRef]:
+        """Every model the config can send to (tiers, their fallbacks, rules), in order, once."""
+        out: dict[ModelRef, None] = {}
         for tier in self.tiers.values():
-            out.update(dict.fromkeys(str(r) for r in (tier.target, *tier.fallbacks)))
+            out.update(dict.fromkeys((tier.target, *tier.fallbacks)))
         for rule in self.routes:
-            for target in rule.use:
-                if "/" in target:
-                    out[target] = None
+            out.update(dict.fromkeys(ModelRef.parse(t) for t in rule.use if "/" in t))
         return list(out)
 
     @property

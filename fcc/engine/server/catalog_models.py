@@ -80,7 +80,7 @@ class ModelList:
 
 def reachable(settings: Settings, keys: KeyStore) -> list[ModelRef]:
     """The routed models first, then the catalog models of providers with a key or local."""
-    out: dict[str, ModelRef] = {r: ModelRef.parse(r) for r in settings.routed()}
+    out: dict[str, ModelRef] = {str(r): r for r in settings.routed()}
     for p in sorted(settings.providers.values(), key=lambda p: p.id):
         if p.local or (p.api_key_env and keys.get(p.api_key_env) is not None):
             for m in p.models:

@@ -208,7 +208,7 @@ def _quotas(
 ) -> list[JSON]:
     """Today's use of each daily quota the config can spend: of providers it routes to, and of
     any it used today."""
-    routed = {ref.split("/", 1)[0] for ref in state.settings.routed()} | set(dims["provider"])
+    routed = {ref.provider for ref in state.settings.routed()} | set(dims["provider"])
     out = []
     for key, entry in sorted(limits.items()):
         today = entry.get("today")
