@@ -35,6 +35,16 @@ WEATHER = {
     "description": "Get the weather for a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
+# A 135M model calls a tool only when pushed: tool_choice any plus a <tool_call> prefill.
+PUSHED_TO_CALL = {
+    "temperature": 0,
+    "tools": [WEATHER],
+    "tool_choice": {"type": "any"},
+    "messages": [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": "<tool_call>\n"},
+    ],
+}
 
 
 def _install() -> None:
@@ -144,16 +154,9 @@ def test_text_answer_both_ways(model: str, client: anthropic.Anthropic, fcc_url:
 
 @pytest.mark.parametrize("model", ROUTES)
 def test_tool_call_both_ways(model: str, client: anthropic.Anthropic, fcc_url: str):
-    # A 135M model calls a tool only when pushed: tool_choice any plus a <tool_call> prefill.
     ask = {
         "max_tokens": 40,
-        "temperature": 0,
-        "tools": [WEATHER],
-        "tool_choice": {"type": "any"},
-        "messages": [
-            {"role": "user", "content": "What is the weather in Paris?"},
-            {"role": "assistant", "content": "<tool_call>\n"},
-        ],
+        **PUSHED_TO_CALL,
     }
     msg = client.messages.create(model=model, **sdk(ask))
     calls = [b for b in msg.content if b.type == "tool_use"]
@@ -208,13 +211,7 @@ def test_tool_call_cut_by_max_tokens_leaves_nothing_unparseable(
     # the fragments it has; the client must never see a tool_use whose input does not parse.
     ask = {
         "max_tokens": max_tokens,
-        "temperature": 0,
-        "tools": [WEATHER],
-        "tool_choice": {"type": "any"},
-        "messages": [
-            {"role": "user", "content": "What is the weather in Paris?"},
-            {"role": "assistant", "content": "<tool_call>\n"},
-        ],
+        **PUSHED_TO_CALL,
     }
     raw = httpx.post(f"{fcc_url}/v1/messages", json={"model": model, "stream": True, **ask}, timeout=120)
     check_grammar(parse_sse(raw.text))  # includes: every tool_use input parses at its stop
@@ -235,13 +232,7 @@ def test_llama_cpp_really_cuts_tool_input_mid_object(llama_url: str):
         "model": "smollm2",
         "stream": True,
         "max_tokens": 9,
-        "temperature": 0,
-        "tools": [WEATHER],
-        "tool_choice": {"type": "any"},
-        "messages": [
-            {"role": "user", "content": "What is the weather in Paris?"},
-            {"role": "assistant", "content": "<tool_call>\n"},
-        ],
+        **PUSHED_TO_CALL,
     }
     events = parse_sse(httpx.post(f"{llama_url}/v1/messages", json=ask, timeout=120).text)
     starts = [d["content_block"] for n, d in events if n == "content_block_start"]
