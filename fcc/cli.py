@@ -356,7 +356,7 @@ def serve(
     out.print(f"  export ANTHROPIC_BASE_URL={url}", markup=False, highlight=False)
     out.print(f"  export ANTHROPIC_AUTH_TOKEN={token}", markup=False, highlight=False)
     out.print(f"Dashboard: {url}/dashboard", markup=False, highlight=False)
-    out.print(f"State: {settings.state.backend} ({settings.state.shown})", markup=False, highlight=False)
+    out.print(f"State: {settings.state.shown}", markup=False, highlight=False)
     table = Table(title="Tiers", title_justify="left")
     for col in ("tier", "routes to", "from", "fallbacks"):
         table.add_column(col)

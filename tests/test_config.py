@@ -371,3 +371,13 @@ def test_server_settings_repr_hides_the_token(tmp_path: Path) -> None:
     settings = load_settings(path)
     assert settings.server.auth_token == token
     assert token not in repr(settings)
+
+
+def test_the_store_is_shown_without_a_redis_password(tmp_path: Path):
+    from fcc.engine.catalog.config import StateSettings
+
+    assert StateSettings("memory").shown == "memory (nothing kept on disk)"
+    assert StateSettings("sqlite", path=tmp_path / "fcc.db").shown == f"sqlite ({tmp_path / 'fcc.db'})"
+    shown = StateSettings("redis", url="redis://fcc:hunter2@cache.lan:6379/0").shown
+    assert shown == "redis (redis://…@cache.lan:6379/0)" and "hunter2" not in shown
+    assert "hunter2" not in repr(StateSettings("redis", url="redis://fcc:hunter2@cache.lan:6379/0"))

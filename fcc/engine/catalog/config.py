@@ -112,12 +112,12 @@ class StateSettings:
 
     @property
     def shown(self) -> str:
-        """Where the store is, fit to print: a Redis URL's password stays out."""
+        """The store and where it is, fit to print: a Redis URL's password stays out."""
         if self.backend == "memory":
-            return "memory"
+            return "memory (nothing kept on disk)"
         if self.backend == "redis" and self.url:
-            return without_password(self.url)
-        return str(self.db_path)
+            return f"redis ({without_password(self.url)})"
+        return f"sqlite ({self.db_path})"
 
     def __repr__(self) -> str:  # a Redis URL may carry a password
         where = without_password(self.url) if self.url else None
