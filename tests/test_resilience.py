@@ -387,6 +387,7 @@ def test_a_wait_for_several_busy_backends_takes_one_slot(tmp_path: Path):
             ]
             assert len(busy) == 2 and all(b.wait <= 0 for b in busy)
             schedule = dispatcher._schedule(request)
+            assert await anext(schedule) is None  # both refused: the waiting begins
             given = asyncio.ensure_future(anext(schedule))
             await asyncio.sleep(0.1)  # both refused: the request waits
             for b in busy:

@@ -248,3 +248,29 @@ def test_a_dropped_keep_alive_is_retried_once_on_a_fresh_connection(
                 texts.append(response.json()["content"][0]["text"])
         assert texts == ["answer 1", "answer 2", "answer 3"]  # each on a fresh connection
         assert len(connections) == 3
+
+
+@TRANSPORTS
+async def test_once_answered_the_request_body_is_not_kept_for_the_stream(make):
+    """A streamed answer lasts minutes; the 60 KB it was asked with need not (http._sent).
+    httpcore's own request keeps the stream it was given until the response closes, so with
+    FCC_UPSTREAM=httpx the bytes stay: only the aiohttp leg lets them go."""
+    import gc
+
+    from fcc.engine.transports.http import _sent
+
+    transport = make()
+    kept_by_transport = not isinstance(transport, AiohttpTransport)
+    async with raw_server(answer) as (url, _), httpx.AsyncClient(transport=transport) as client:
+        body = b'{"messages":"' + b"x" * 60_000 + b'"}'
+        outgoing = client.build_request("POST", url + "/v1/chat/completions", content=body)
+        response = await client.send(outgoing, stream=True)
+        holders = [type(r).__name__ for r in gc.get_referrers(body) if r is not globals()]
+        assert "Request" in holders  # what _sent is for: httpx keeps it
+        _sent(outgoing)
+        gc.collect()
+        assert not [r for r in gc.get_referrers(body) if isinstance(r, httpx.Request)]
+        streams = [r for r in gc.get_referrers(body) if isinstance(r, httpx.ByteStream)]
+        assert len(streams) == (1 if kept_by_transport else 0), "something still holds the sent body"
+        assert b"hello" in await response.aread()
+        await response.aclose()

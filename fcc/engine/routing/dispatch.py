@@ -27,6 +27,7 @@ from fcc.engine.routing.strategies import RoundRobin, order
 from fcc.engine.state.admission import Admission, Lease
 from fcc.engine.state.records import RequestRecord
 from fcc.engine.state.service import StateService
+from fcc.engine.translate import wire
 from fcc.engine.translate.events import ErrorEvent, Event, MessageDelta, MessageStart, Ping
 from fcc.engine.translate.upstream_errors import in_stream
 from fcc.engine.transports.base import Adapter, Turn
@@ -100,20 +101,42 @@ def new_message_id() -> str:
     return "msg_fcc" + secrets.token_hex(12)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
-    body: JSON
+    body: JSON  # the client's request, parsed (see `for_attempt`)
     features: Features
     route: Route
     plan: Plan
     beta: str | None
     version: str | None
+    # The client's JSON as it came, for a fallback to parse again; None if nothing will need
+    # it (one candidate) or the caller keeps the parsed body instead (the doctor, tests).
+    raw: bytes | bytearray | None = None
+    _built: bool = False
+
+    def for_attempt(self) -> JSON:
+        """The parsed body for the next attempt: the first gets the one the server parsed; one
+        after an attempt whose upstream request was built (`built` dropped it) gets it parsed
+        again from the client's bytes."""
+        if self._built and self.raw is not None:
+            self.body = wire.loads(self.raw)
+            self._built = False
+        return self.body
+
+    def built(self) -> None:
+        """An attempt has its upstream request, as bytes: until its answer flows, fcc holds
+        that and, for another candidate, the client's bytes, not the parsed body as well (2.2
+        times the client's JSON in Python objects; 256 streams of Claude Code's 85 KB turns
+        are 40 MB of it). With no bytes to parse again and another candidate left, it stays."""
+        if self.raw is not None or len(self.plan.attempts) < 2:
+            self.body.clear()
+            self._built = True
 
     def release(self) -> None:
-        """Once an answer is flowing no other candidate will need a request built: the parsed
-        body (larger than the client's JSON) need not live as long as the stream. Everything
+        """Once an answer is flowing no other candidate will need a request built. Everything
         later (error classification, the record) reads the features, never the body."""
         self.body.clear()
+        self.raw = None
 
 
 # How long a request may wait for a rate-limited or cooling-down backend before fcc answers
@@ -163,13 +186,13 @@ class Dispatcher:
         return sorted(self._active)
 
     def _turn(
-        self, request: Request, attempt: Attempt, message_id: str, signatures: Mapping[str, str]
+        self, request: Request, body: JSON, attempt: Attempt, message_id: str, signatures: Mapping[str, str]
     ) -> Turn:
         route = request.route
         candidate = attempt.candidate
         thinking = route.thinking if route.thinking is not None else request.features.thinking
         return Turn(
-            body=request.body,
+            body=body,
             provider=candidate.provider,
             model=candidate.model,
             requested_model=route.requested,
@@ -198,12 +221,19 @@ class Dispatcher:
         )
 
     async def events(self, request: Request, record: TurnRecord) -> AsyncGenerator[list[Event], None]:
-        """Event batches of the first candidate that produces content; UpstreamError if none does."""
+        """Event batches of the first candidate that produces content; UpstreamError if none does.
+        An empty batch marks where the walk is about to wait on something slow (an upstream's
+        answer, a backend that is busy): what came before (admission, building the upstream
+        request) is quick, and a consumer may hand the rest to another task there."""
         message_id = new_message_id()
         last: UpstreamError | None = None
         try:
             async with aclosing(self._schedule(request)) as attempts:
-                async for attempt, lease in attempts:
+                async for scheduled in attempts:
+                    if scheduled is None:
+                        yield []  # waiting for a busy backend
+                        continue
+                    attempt, lease = scheduled
                     try:
                         # aclosing: if the client goes, the attempt (and its upstream) closes
                         # now, not whenever the garbage collector gets to it.
@@ -223,12 +253,12 @@ class Dispatcher:
         record.error_type = last.error_type
         raise last
 
-    async def _schedule(self, request: Request) -> AsyncGenerator[tuple[Attempt, Lease | None], None]:
+    async def _schedule(self, request: Request) -> AsyncGenerator[tuple[Attempt, Lease | None] | None, None]:
         """The attempts to make, each admitted by the store (its circuit, limits and quotas),
         in order: those that can take a request now, in the strategy's order; then the
-        rate-limited or cooling-down ones, each once it frees up, as long as that is soon.
-        Raises a 429 UpstreamError saying when to come back when it is not. The consumer
-        releases the lease of each attempt it is given."""
+        rate-limited or cooling-down ones, each once it frees up, as long as that is soon
+        (None first: the waiting begins). Raises a 429 UpstreamError saying when to come back
+        when it is not. The consumer releases the lease of each attempt it is given."""
         deferred: list[tuple[Attempt, Admission]] = []
         for attempt in self.ordered(request):
             c = attempt.candidate
@@ -238,6 +268,8 @@ class Dispatcher:
             else:
                 deferred.append((attempt, admission))
         deadline = time.monotonic() + MAX_QUEUE_WAIT
+        if deferred:
+            yield None
         while deferred:
             attempt, admission = min(deferred, key=lambda d: d[1].wait)
             if time.monotonic() + admission.wait > deadline:
@@ -279,11 +311,17 @@ class Dispatcher:
         flowing = False
         began = time.perf_counter()
         try:
-            signatures = await self._signatures(request, provider)
-            turn = self._turn(request, attempt, message_id, signatures)
+            body = request.for_attempt()
+            signatures = await self._signatures(body, provider)
+            turn = self._turn(request, body, attempt, message_id, signatures)
+            del body
             adapter = self._adapters[provider.transport]
-            async with aclosing(stream_turn(self._client, adapter, turn, self.keys)) as stream:
+            run = stream_turn(self._client, adapter, turn, self.keys, built=request.built)
+            async with aclosing(run) as stream:
                 async for batch in stream:
+                    if not batch:  # the request is built and about to go out
+                        yield batch
+                        continue
                     if not flowing:
                         batch = self._first_content(batch, held, turn)
                         if not batch:
@@ -316,13 +354,13 @@ class Dispatcher:
             record.upstream_s += time.perf_counter() - began
             await asyncio.shield(self.state.release(lease))
 
-    async def _signatures(self, request: Request, provider: Provider) -> Mapping[str, str]:
+    async def _signatures(self, body: JSON, provider: Provider) -> Mapping[str, str]:
         """The thought signatures this provider wants back for the history's tool calls."""
         if not provider.quirks.thought_signatures:
             return {}
         ids = [
             str(b["id"])
-            for m in request.body.get("messages", ())
+            for m in body.get("messages", ())
             if isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), list)
             for b in m["content"]
             if isinstance(b, dict) and b.get("type") == "tool_use" and b.get("id")

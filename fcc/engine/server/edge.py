@@ -64,8 +64,17 @@ class Pump:
         self._pending: asyncio.Future[list[Event]] | None = None
 
     async def first(self, timeout: float) -> Any:
-        """The first batch, or TIMEOUT if none came within `timeout` (it is still coming)."""
-        self._pending = asyncio.ensure_future(anext(self._source))
+        """The first batch, or TIMEOUT if none came within `timeout` (it is still coming).
+
+        The dispatcher's quick first steps (admission, building the upstream request) run in
+        the caller's task, up to its first empty batch (routing/dispatch.py): only the wait
+        for the upstream goes to a task of its own. Handed over sooner, they would queue
+        behind every request that arrived meanwhile, each holding its parsed body: at 256
+        streams, over 200 of them at once."""
+        batch = await anext(self._source)
+        if batch:
+            return batch
+        self._pending = asyncio.ensure_future(self._next())
         done, _ = await asyncio.wait({self._pending}, timeout=timeout)
         if not done:
             return TIMEOUT
@@ -77,7 +86,13 @@ class Pump:
         if self._pending is not None:
             future, self._pending = self._pending, None
             return await future
-        return await anext(self._source)
+        return await self._next()
+
+    async def _next(self) -> list[Event]:
+        while True:
+            batch = await anext(self._source)
+            if batch:  # an empty one only says that waiting begins
+                return batch
 
     async def aclose(self) -> None:
         if self._pending is not None:

@@ -19,7 +19,7 @@ from fcc.engine.server.edge import (
     request_id,
     upstream_error_response,
 )
-from fcc.engine.server.state import AppState, deny, read_json, state_of, token_ok
+from fcc.engine.server.state import AppState, deny, read_body, read_json, state_of, token_ok
 from fcc.engine.translate.events import MessageAccumulator, MessageStart, Usage, encode
 from fcc.engine.translate.tokens import count_tokens
 from fcc.engine.translate.validate import check_request
@@ -30,7 +30,7 @@ async def messages(request: Request) -> Response:
     if not token_ok(request):
         return deny()
     state = state_of(request)
-    body = await read_json(request)
+    body, raw = await read_body(request)
     check_request(body, need_max_tokens=True)
     settings = state.settings
     features = features_of(
@@ -59,7 +59,11 @@ async def messages(request: Request) -> Response:
         plan,
         request.headers.get("anthropic-beta"),
         request.headers.get("anthropic-version"),
+        # Another candidate may need the request built again: from these bytes, once the
+        # first attempt has dropped the parsed body.
+        raw if len(plan.attempts) > 1 else None,
     )
+    del body, raw
     assert state.dispatcher is not None
     pump = Pump(state.dispatcher.events(turn, record))
     headers["x-fcc-route"] = plan.attempts[0].candidate.label

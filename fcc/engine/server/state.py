@@ -154,6 +154,12 @@ def _no_constants(name: str) -> Any:
 
 async def read_json(request: Request) -> JSON:
     """The body as a JSON object, within the size limit; ClientError otherwise."""
+    return (await read_body(request))[0]
+
+
+async def read_body(request: Request) -> tuple[JSON, bytearray]:
+    """The body as a JSON object and the bytes it was parsed from; ClientError if it is not
+    one within the size limit."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type in _FORM_TYPES:
         raise ClientError(f"send the body as application/json, not {content_type}", 415)
@@ -178,7 +184,7 @@ async def read_json(request: Request) -> JSON:
         data = _stdlib_json(raw)  # the standard library's own verdict, and its located error
     if not isinstance(data, dict):
         raise ClientError("request body must be a JSON object")
-    return data
+    return data, raw
 
 
 def _stdlib_json(raw: bytearray) -> Any:

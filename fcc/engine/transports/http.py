@@ -13,7 +13,7 @@ import codecs
 import email.utils
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -94,8 +94,16 @@ class Silence:
 
 
 async def stream_turn(
-    client: httpx.AsyncClient, adapter: Adapter, turn: Turn, keys: KeyStore
+    client: httpx.AsyncClient,
+    adapter: Adapter,
+    turn: Turn,
+    keys: KeyStore,
+    built: Callable[[], None] | None = None,
 ) -> AsyncGenerator[list[Event], None]:
+    """The turn's event batches. `built` is called once its upstream request is built and
+    encoded: from then on nothing here reads `turn.body` (the dispatcher may drop it). An
+    empty batch comes first: the request is about to be sent, and the rest waits on the
+    upstream."""
     request = adapter.build(turn, keys)
     translator = adapter.translator(turn)
     timeouts = turn.provider.timeouts
@@ -110,6 +118,9 @@ async def stream_turn(
     # The translated body now lives on as bytes inside `outgoing`; the dict (as large again
     # as the client's request) need not stay alive for the whole stream.
     del request
+    if built is not None:
+        built()
+    yield []
     try:
         async with asyncio.timeout(timeouts.first_byte):
             try:
@@ -143,6 +154,7 @@ async def stream_turn(
             error_type="overloaded_error",
             retryable=True,
         ) from None
+    _sent(outgoing)
     try:
         if response.status_code != 200:
             body = b""
@@ -210,6 +222,16 @@ async def stream_turn(
         yield batch
     finally:
         await response.aclose()
+
+
+def _sent(outgoing: httpx.Request) -> None:
+    """The upstream has answered, so the body went out whole and nothing sends it again: its
+    bytes (60 KB for a Claude Code turn) need not stay alive as long as the stream. httpx
+    keeps them twice, as the request's content and as its stream (the response refers to the
+    request); aiohttp keeps none, httpcore (FCC_UPSTREAM=httpx) the stream it was given.
+    tests/test_upstream_transport.py checks which holders are left."""
+    outgoing.stream = httpx.ByteStream(b"")
+    outgoing._content = b""
 
 
 def _log_notes(translator: StreamTranslator, turn: Turn) -> None:
