@@ -274,3 +274,50 @@ async def test_once_answered_the_request_body_is_not_kept_for_the_stream(make):
         assert len(streams) == (1 if kept_by_transport else 0), "something still holds the sent body"
         assert b"hello" in await response.aread()
         await response.aclose()
+
+
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made by the openssl command."""
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_https_uses_fccs_trust_rules_and_plain_http_loads_no_trust_store(tmp_path: Path):
+    """The trust store is httpx's (here: one that trusts a test certificate, which aiohttp's own
+    default would refuse), loaded on the first HTTPS request; plain HTTP never loads one."""
+    import ssl
+
+    cert, key = self_signed(tmp_path)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    trusted = ssl.create_default_context(cafile=str(cert))
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            await read_request(reader)
+            writer.write(sse("secure"))
+            await writer.drain()
+        writer.close()
+
+    tls_server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=served)
+    tls_port = tls_server.sockets[0].getsockname()[1]
+    transport = AiohttpTransport(LIMITS, verify=trusted)
+    transport.prepare(tls=False)
+    async with tls_server, raw_server(answer) as (url, _), httpx.AsyncClient(transport=transport) as client:
+        plain = await client.post(url + "/v1/chat/completions", content=b"{}")
+        assert b"hello" in plain.content
+        assert transport._ssl is None  # no trust store for a plain HTTP upstream
+        secure = await client.post(f"https://127.0.0.1:{tls_port}/v1/chat/completions", content=b"{}")
+        assert b"secure" in secure.content
+        assert transport._ssl is trusted
+    async with httpx.AsyncClient(transport=AiohttpTransport(LIMITS)) as client:  # the default trust
+        with pytest.raises(httpx.ConnectError):
+            await client.post(f"https://127.0.0.1:{tls_port}/v1/chat/completions", content=b"{}")

@@ -17,9 +17,13 @@ from fcc.engine.transports import TRANSPORTS, speed
 
 @contextlib.asynccontextmanager
 async def running(
-    keys: KeyStore, service: StateService, transport: httpx.AsyncBaseTransport | None = None
+    keys: KeyStore,
+    service: StateService,
+    transport: httpx.AsyncBaseTransport | None = None,
+    tls: bool = True,
 ) -> AsyncIterator[Dispatcher]:
-    """Opens the store (StoreError says why it cannot be) and yields a dispatcher; closes both."""
+    """Opens the store (StoreError says why it cannot be) and yields a dispatcher; closes both.
+    `tls`: some upstream is reached over HTTPS (its trust store is loaded ahead of time)."""
     # Timeouts are enforced per provider in the transport loop; redirects are never
     # followed, so an upstream cannot send fcc (and a key) to another host.
     # Keep every connection the limit allows: reopening them under load cost more than the
@@ -30,7 +34,7 @@ async def running(
         from fcc.engine.transports.aio import AiohttpTransport
 
         transport = AiohttpTransport(limits)
-        warm = asyncio.ensure_future(asyncio.to_thread(transport.prepare))
+        warm = asyncio.ensure_future(asyncio.to_thread(transport.prepare, tls))
     async with httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(None, connect=30.0),

@@ -72,7 +72,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with running(state.keys, service, transport) as dispatcher:
+        async with running(state.keys, service, transport, tls=_uses_tls(state.settings)) as dispatcher:
             state.dispatcher = dispatcher
             state.loop = asyncio.get_running_loop()
             await state.learn()
@@ -149,6 +149,14 @@ def create_app(
 
 
 LEARN_EVERY = 15.0  # seconds between reads of the doctor's results (another process may write them)
+
+
+def _uses_tls(settings: Settings) -> bool:
+    """Whether a routed provider may be reached over HTTPS (a base_url that is a ${VAR} may be)."""
+    providers = {ref.provider for ref in settings.routed()}
+    return any(
+        not settings.providers[p].base_url.startswith("http://") for p in providers if p in settings.providers
+    )
 
 
 async def _keep_learning(state: AppState) -> None:

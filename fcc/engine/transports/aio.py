@@ -71,9 +71,10 @@ class _Body(httpx.AsyncByteStream):
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """One aiohttp session (opened on first use, in the running loop) for every upstream.
 
-    Importing aiohttp and loading the trust store take a fifth of a second: `prepare` does
-    both, and the server runs it in a thread once it is listening (the first request, if
-    it comes sooner, waits for it)."""
+    Importing aiohttp takes a fifth of a second and loading httpx's trust store (for HTTPS
+    upstreams only) a few hundredths more: `prepare` does what the routes need, and the
+    server runs it in a thread once it is listening (the first request, if it comes sooner,
+    waits for it). A route added later to an HTTPS upstream loads the trust store then."""
 
     def __init__(self, limits: httpx.Limits, verify: bool = True) -> None:
         self._limits = limits
@@ -82,24 +83,26 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._lock = threading.Lock()
         self._session: aiohttp.ClientSession | None = None
 
-    def prepare(self) -> None:
+    def prepare(self, tls: bool = True) -> None:
+        import aiohttp  # noqa: F401  (what the first request would otherwise wait for)
+
+        if tls:
+            self._tls()
+
+    def _tls(self) -> ssl.SSLContext:
         with self._lock:
             if self._ssl is None:
-                import aiohttp  # noqa: F401  (what the first request would otherwise wait for)
-
                 self._ssl = httpx.create_ssl_context(verify=self._verify)  # httpx's trust store
+            return self._ssl
 
     def _open(self) -> aiohttp.ClientSession:
         import aiohttp
 
-        self.prepare()
-        assert self._ssl is not None
         limits = self._limits
         connector = aiohttp.TCPConnector(
             limit=limits.max_connections or 0,
             limit_per_host=0,
             keepalive_timeout=limits.keepalive_expiry if limits.keepalive_expiry is not None else 5.0,
-            ssl=self._ssl,
         )
         return aiohttp.ClientSession(
             connector=connector,
@@ -127,6 +130,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 data=body,
                 allow_redirects=False,  # httpx decides about redirects (fcc never follows one)
                 compress=False,
+                # httpx's verification rules and trust store, never aiohttp's defaults.
+                ssl=self._tls() if request.url.scheme == "https" else True,
                 timeout=aiohttp.ClientTimeout(
                     total=None,
                     connect=timeout.get("pool"),
