@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.relay import CONTENDER as RELAY
 from bench.stats import Phase, percentile
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ TIMES = "×"  # noqa: RUF001 (the multiplication sign, in ratios)
 
 
 def _names(results: Results) -> list[str]:
-    """The contenders in the order they were interleaved (direct, fcc, fcc@REF, litellm)."""
+    """The contenders in the order they were interleaved (direct, relay, fcc, fcc@REF, litellm)."""
     known = list(getattr(results, "contenders", None) or CONTENDERS)
     return known + sorted({p.contender for p in results.phases} - set(known))
 
@@ -344,6 +345,74 @@ def latency_table(results: Results) -> list[str]:
             ]
             rows.append("| " + " | ".join(cells) + " |")
     return rows
+
+
+def _kb(results: Results, shape: str, fallback: str) -> str:
+    sizes = getattr(results, "body_kb", {}).get(shape)
+    if not sizes:
+        return fallback
+    low, mean, high = sizes
+    return f"{low:.0f}-{high:.0f} KB, {mean:.0f} KB on average"
+
+
+def relay_section(results: Results) -> list[str]:
+    """The zero-work relay beside fcc: what one more process on the path costs by itself, and
+    what fcc's own work adds beyond it."""
+    levels = [c for c in _levels(results) if _phase(results, RELAY, c) is not None]
+    if not levels:
+        return [
+            "Not measured in this run: the relay did not run (these results are from before "
+            "bench/relay.py was a contender)."
+        ]
+    pinned = " on fcc's core" if results.pinned else ""
+    lines = [
+        f"`{RELAY}` is bench/relay.py, a separate process{pinned} that copies TCP bytes between "
+        "the client and the upstream and parses nothing. Its added time is what any proxy process "
+        "(fcc, LiteLLM) costs on this machine just by being on the path: the extra loopback hop, "
+        "socket buffers, cross-core wake-ups; *fcc beyond the relay* (fcc's added minus the relay's, "
+        "so the direct floor cancels) is what fcc's own work costs: HTTP parsing on both legs, decoding and "
+        "translating the request and every chunk, routing, the store's admission. The relay carries "
+        f"the bytes direct sends, the OpenAI request fcc would build ({_kb(results, 'openai', '~60 KB')}), "
+        f"and the OpenAI stream back; fcc receives Claude Code's Anthropic request "
+        f"({_kb(results, 'anthropic', '50-90 KB')}), sends the OpenAI one upstream and streams "
+        "Anthropic events back. All ran interleaved round by round at the same concurrency; ms "
+        "unless stated, and the 95% interval is a bootstrap of fcc's TTFT p50 minus the relay's.",
+        "",
+        "| c | relay added TTFT p50 | relay added TTFT p99 | fcc added TTFT p50 | fcc added TTFT p99 "
+        "| fcc beyond the relay p50 | 95% CI of it | fcc beyond the relay p99 | relay CPU ms/req "
+        "| fcc CPU ms/req |",
+        "|" + "---|" * 10,
+    ]
+    for c in levels:
+        relay, fcc = _phase(results, RELAY, c), _phase(results, "fcc", c)
+        r50, r99 = added(results, RELAY, c, "ttft", 50), added(results, RELAY, c, "ttft", 99)
+        f50, f99 = added(results, "fcc", c, "ttft", 50), added(results, "fcc", c, "ttft", 99)
+        b50 = None if r50 is None or f50 is None else f50 - r50
+        b99 = None if r99 is None or f99 is None else f99 - r99
+        ci = "-"
+        if relay is not None and fcc is not None and relay.good and fcc.good:
+            lo, hi = _diff_ci([r[2] for r in fcc.good], [r[2] for r in relay.good])
+            ci = f"{lo:.2f} to {hi:.2f}"
+        cells = [
+            str(c),
+            _f(r50, 2),
+            _f(r99, 2),
+            _f(f50, 2),
+            _f(f99, 2),
+            _f(b50, 2),
+            ci,
+            _f(b99, 2),
+            _f(relay.cpu_per_request_ms() if relay else None, 2),
+            _f(fcc.cpu_per_request_ms() if fcc else None, 2),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if results.plan.name == "quick":
+        lines += [
+            "",
+            "This is the `quick` run: a few requests per contender, and CPU in /proc's 10 ms ticks; "
+            "differences of a fraction of a millisecond are below what it resolves.",
+        ]
+    return lines
 
 
 def _first_cell(results: Results) -> str:
@@ -871,9 +940,9 @@ def _floor_note(results: Results) -> str:
 def cores_section(results: Results) -> list[str]:
     load = results.load_cpu
     share = (
-        "The proxy under test (fcc or LiteLLM) was pinned to core 0; the load client and the upstream "
-        "were pinned together to core 1. So a proxy never competes with the client or the upstream, "
-        "but the client and the upstream compete with each other, for every contender alike, "
+        "The proxy under test (fcc, the relay or LiteLLM) was pinned to core 0; the load client and "
+        "the upstream were pinned together to core 1. So a proxy never competes with the client or "
+        "the upstream, but the client and the upstream compete with each other, for every contender alike, "
         "and the kernel's loopback work lands on whichever core runs the sender."
         if results.pinned
         else "No pinning: the client, the upstream and the proxy were free to compete for both cores."
@@ -924,6 +993,10 @@ def write(results: Results, md: Path, png: Path, repo: Path) -> None:
         "request answered = `fcc serve` process start until a small non-streamed POST /v1/messages "
         "(sent from the moment the process starts) is answered through the bench's upstream. The "
         "worker rows have no target: the issue asks for them beside one process.",
+        "",
+        "## One more hop: a zero-work relay",
+        "",
+        *relay_section(results),
         "",
         "## Targets",
         "",
@@ -991,6 +1064,7 @@ def plot(results: Results, png: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     colors = {
         "direct": "tab:gray",
+        RELAY: "tab:brown",
         "fcc": "tab:blue",
         "litellm": "tab:red",
         "fcc (sqlite)": "tab:orange",

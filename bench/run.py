@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, litellm, micro, procs, profile, report, stores
+from bench import baseline, litellm, micro, procs, profile, relay, report, stores
 from bench.plan import FULL, QUICK, Level, Plan
 from bench.stats import Phase
 from bench.workload import BENCH_LIMITS, REPO, fcc_config, load_fixtures, write_workload
@@ -109,6 +109,8 @@ class Results:
     workers_skipped: str = ""  # why it did not run
     workers_note: str = ""  # its store, its cores
     workers_rss_hwm_kb: int | None = None  # VmHWM summed over its process tree after the load
+    # The request bodies the client sent, per shape ("anthropic", "openai"): (min, mean, max) in KB
+    body_kb: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
 
 class Client:
@@ -356,6 +358,19 @@ def serving_fcc(
     return Contender(name, f"http://127.0.0.1:{port}/v1/messages", "anthropic", proc.pid, side_pid)
 
 
+def serving_relay(
+    stack: contextlib.ExitStack, up_port: int, run_dir: Path, cores: set[int] | None
+) -> Contender:
+    """bench/relay.py in front of the upstream, pinned like fcc: the same OpenAI request and
+    stream as "direct", through one more process that does no work (stopped when `stack` closes).
+    The upstream answers any GET with 200, so /health is answered through the relay."""
+    port = procs.free_port()
+    argv = procs.python_module("bench.relay", f"--port={port}", f"--upstream-port={up_port}")
+    health = f"http://127.0.0.1:{port}/health"
+    proc = stack.enter_context(procs.running(argv, run_dir / "relay.log", health, cores=cores, timeout=30))
+    return Contender(relay.CONTENDER, f"http://127.0.0.1:{port}/v1/chat/completions", "openai", proc.pid)
+
+
 def worker_cores(n: int) -> set[int]:
     """The cores for `fcc serve --workers n` when pinned: n cores apart from the load's if the
     machine has them, else the proxy's and the load's (on 2 cores, its second worker shares
@@ -580,12 +595,14 @@ def _run(
     workload = run_dir / "workload.json"
     fixtures = write_workload(workload, config, plan.tokens, plan.long_tokens)
     models = [f.body["model"] for f in fixtures]
+    results.body_kb = body_sizes(workload, plan.tokens)
     health = f"http://127.0.0.1:{up_port}/health"
 
     with contextlib.ExitStack() as stack:
         up = stack.enter_context(
             procs.running(upstream_argv, run_dir / "upstream.log", health, cores=load_cores, timeout=30)
         )
+        relayed = serving_relay(stack, up_port, run_dir, proxy_cores)
         fcc = serving_fcc(stack, "fcc", config, run_dir / "fcc.log", proxy_cores, env)
         store_cs: list[Contender] = []
         redis_url = None
@@ -603,6 +620,7 @@ def _run(
         )
         contenders = [
             Contender("direct", f"http://127.0.0.1:{up_port}/v1/chat/completions", "openai", None),
+            relayed,
             fcc,
             *store_cs,
         ]
@@ -650,6 +668,12 @@ def _run(
     if base_chosen:
         results.baseline_config = base_chosen[0][1]
     print("cold starts, fcc check, micro-benchmarks", flush=True)
+    # pip compiles an installed fcc's bytecode (the baseline's venv has it); this editable
+    # checkout, where PYTHONDONTWRITEBYTECODE is set, would compile every changed module at
+    # every start instead. Compiled here as an install would have it.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO / "fcc")], check=False, stdout=subprocess.DEVNULL
+    )
     builds_cold = {"fcc": (FCC, config)}
     if base is not None:
         builds_cold[base.name] = (str(base.fcc), base_chosen[0][0] if base_chosen else config)
@@ -694,6 +718,16 @@ def long_answers(
             measured(client, b, phase, 16, plan.long_requests)
             rounds_out.setdefault(b.name, []).append(((phase.cpu or 0.0) - cpu0, len(phase.records) - n0))
     return longs
+
+
+def body_sizes(workload: Path, tokens: int) -> dict[str, tuple[float, float, float]]:
+    """(min, mean, max) KB of the request bodies per shape, as the client sends them."""
+    bodies = json.loads(workload.read_text(encoding="utf-8"))
+    out = {}
+    for shape in ("anthropic", "openai"):
+        sizes = [len(b.encode()) / 1024 for b in bodies[shape][str(tokens)]]
+        out[shape] = (min(sizes), sum(sizes) / len(sizes), max(sizes))
+    return out
 
 
 def upgrade(results: Results) -> Results:

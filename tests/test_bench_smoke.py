@@ -1,7 +1,7 @@
 """CI smoke test of the benchmark harness: `python -m bench --quick --stores` runs, every contender
-answers (fcc on each state store: memory, sqlite, and redis when redis-server is installed; and
-`fcc serve --workers 2` at the quick plan's one workers level), and RESULTS.md comes out with its
-tables filled in. It never judges the numbers themselves (a shared
+answers (fcc on each state store: memory, sqlite, and redis when redis-server is installed;
+`fcc serve --workers 2` at the quick plan's one workers level; the zero-work relay), and RESULTS.md
+comes out with its tables filled in. It never judges the numbers themselves (a shared
 CI machine makes them noisy); it proves the harness measures something."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import stores
+from bench import relay, stores
 from bench.plan import QUICK
 
 REPO = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     fccs = ["fcc", stores.SQLITE] + ([] if redis_missing else [stores.REDIS])
     workers = f"fcc ×{QUICK.workers} workers"  # noqa: RUF001
     assert QUICK.workers > 1 and set(QUICK.workers_levels) <= set(levels), "the quick run must run workers"
-    assert seen == {(c, name) for c in levels for name in ("direct", *fccs)} | {
+    assert seen == {(c, name) for c in levels for name in ("direct", relay.CONTENDER, *fccs)} | {
         (c, workers) for c in QUICK.workers_levels
     }
     for row in rows:
@@ -98,6 +98,10 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
                 _number(row[column])
             for column in ("proxy CPU ms/req", "proxy RSS MB"):
                 assert _number(row[column]) > 0, (column, row)
+        if row["contender"] == relay.CONTENDER:  # its CPU can be under one 10 ms tick over a batch
+            for column in ("added TTFT p50", "added total p50", "proxy CPU ms/req"):
+                _number(row[column])
+            assert _number(row["proxy RSS MB"]) > 0, row
         # The upstream takes 50 ms to the first token: nobody can answer sooner.
         assert _number(row["TTFT p50"]) >= QUICK.ttft_ms, row
 
@@ -129,6 +133,20 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
         assert int(row["c"]) in QUICK.workers_levels, row
         for column in ("tokens/s", "req/s", "CPU ms/req", "RSS MB"):
             assert _number(row[column]) > 0, (column, row)
+
+    # One more hop: the relay's added TTFT beside fcc's, and fcc beyond it, at every level.
+    hop = table(section(results, "One more hop: a zero-work relay"))
+    assert [int(r["c"]) for r in hop] == sorted(levels)
+    for row in hop:
+        for column, cell in row.items():
+            if column == "95% CI of it":
+                low, high = (_number(x) for x in cell.split(" to "))
+                assert low <= high, row
+            else:
+                _number(cell)
+        assert _number(row["fcc CPU ms/req"]) > 0, row
+        beyond = _number(row["fcc added TTFT p50"]) - _number(row["relay added TTFT p50"])
+        assert abs(_number(row["fcc beyond the relay p50"]) - beyond) <= 0.011, row
 
     targets = {r["target"]: r for r in table(section(results, "Targets"))}
     assert targets["added TTFT p50 ≤ 1 ms at c=1"]["verdict"] in ("**met**", "**missed**")
