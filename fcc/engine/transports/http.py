@@ -113,7 +113,7 @@ async def stream_turn(
     limits = httpx.Timeout(None, connect=timeouts.connect)
     # The adapters set content-type; the body is encoded once, by msgspec (fcc/engine/translate/wire.py).
     outgoing = client.build_request(
-        "POST", request.url, headers=request.headers, content=wire.dumps(request.json), timeout=limits
+        "POST", _url(request.url), headers=request.headers, content=wire.dumps(request.json), timeout=limits
     )
     # The translated body now lives on as bytes inside `outgoing`; the dict (as large again
     # as the client's request) need not stay alive for the whole stream.
@@ -222,6 +222,20 @@ async def stream_turn(
         yield batch
     finally:
         await response.aclose()
+
+
+_URLS: dict[str, httpx.URL] = {}
+
+
+def _url(text: str) -> httpx.URL:
+    """httpx's parsed URL, once per upstream URL (a route's provider and model): parsing it is
+    half of what building a request costs httpx (68 → 36 µs)."""
+    url = _URLS.get(text)
+    if url is None:
+        if len(_URLS) >= 1024:  # placeholders filled from keys may change: never grow without end
+            _URLS.clear()
+        url = _URLS[text] = httpx.URL(text)
+    return url
 
 
 def _sent(outgoing: httpx.Request) -> None:
