@@ -1,0 +1,49 @@
+"""bench/timeline.py: the per-step timeline of one request inside fcc (what bench/MISSED.md's
+first row is made of) comes out whole and in order, against the real bench upstream."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.timeline import STEPS, WARM_UP, medians
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_every_step_of_every_request_is_timed_in_order():
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.timeline", "--requests", str(WARM_UP + 4), "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    data = json.loads(run.stdout)
+    assert len(data["requests"]) == WARM_UP + 4
+    # In the order they happen; the handler may start before the last of the body is in.
+    ordered = [s for s in STEPS if s != "body in"]
+    for request in data["requests"]:
+        assert set(request) == set(STEPS), f"steps not seen: {set(STEPS) - set(request)}"
+        times = [request[s] for s in ordered]
+        assert times == sorted(times)
+        assert request["headers"] <= request["body in"] <= request["parsed"]
+        assert request["first chunk"] - request["upstream headers"] > 40_000  # the upstream's 50 ms
+    assert {"messages.features_of", "wire.dumps", "AsyncClient.build_request"} <= set(data["calls"])
+    rows, n = medians(data)
+    assert n == 4 and [r[0] for r in rows] == list(STEPS)
+
+
+def test_medians_are_over_the_requests_after_the_warm_up():
+    steps = list(STEPS)
+    slow = {s: 1000.0 * (i + 1) for i, s in enumerate(steps)}
+    fast = {s: 10.0 * (i + 1) for i, s in enumerate(steps)}
+    rows, n = medians({"requests": [slow] * WARM_UP + [fast] * 3, "calls": {}})
+    assert n == 3
+    assert rows[0] == (steps[0], 10.0, 10.0) and rows[-1] == (steps[-1], 10.0 * len(steps), 10.0)
