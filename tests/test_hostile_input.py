@@ -159,6 +159,7 @@ def test_browser_simple_content_types_are_refused(url: str, live_upstream: Live,
 
 # -- required fields ---------------------------------------------------------------------------
 
+TOOL = {"name": "Read", "description": "Reads a file", "input_schema": {"type": "object"}}
 REQUIRED = {
     "model_missing": ({"max_tokens": 5, "messages": USER}, "model: required"),
     "model_number": ({"model": 3, "max_tokens": 5, "messages": USER}, "model: required, a string"),
@@ -190,6 +191,21 @@ REQUIRED = {
     "assistant_content_object": (
         {**good(), "messages": [{"role": "assistant", "content": {"text": "x"}}]},
         "string or a list",
+    ),
+    # The second tool is bad, the first is fine: the message names the one at fault.
+    "tool_not_object": ({**good(), "tools": [TOOL, "Bash"]}, "tools[1]: must be an object"),
+    "tool_name_missing": (
+        {**good(), "tools": [TOOL, {"description": "x"}]},
+        "tools[1].name: must be a string",
+    ),
+    "tool_type_number": ({**good(), "tools": [TOOL, {**TOOL, "type": 7}]}, "tools[1].type: must be a string"),
+    "tool_about_list": (
+        {**good(), "tools": [TOOL, {**TOOL, "description": ["x"]}]},
+        "tools[1].description: must be a string",
+    ),
+    "tool_schema_string": (
+        {**good(), "tools": [TOOL, {**TOOL, "input_schema": "{}"}]},
+        "tools[1].input_schema: must be an object",
     ),
 }
 
