@@ -160,6 +160,7 @@ async def test_retry_after_blocks_one_model_only(service):
     await svc.block("gemini/flash", 7, "429 rate_limit_error")
     blocked = await svc.admit(p, "flash")
     assert blocked.wait == pytest.approx(7) and (blocked.reason or "").startswith("retry-after")
+    assert not blocked.quota  # a cooldown passes: retrying later helps
     assert (await svc.admit(p, "pro")).wait == 0
     assert (await svc.circuits())["gemini/flash"]["cooldown_left"] == 7
 
@@ -173,6 +174,7 @@ async def test_daily_requests_quota_resets_at_utc_midnight(service):
     refused = await svc.admit(p, "m")
     assert refused.wait == pytest.approx(12 * 3600)  # T0 is noon UTC
     assert "daily quota requests_per_day 3 spent (resets 00:00 UTC)" in (refused.reason or "")
+    assert refused.quota  # no retry helps before midnight: the 429 says so (x-should-retry: false)
     (usage,) = await svc.usage_now()
     assert (usage.requests, usage.requests_per_day) == (3, 3)
     clock.now += 12 * 3600

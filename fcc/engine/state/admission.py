@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from fcc.engine.catalog.providers import DayReset, Limits
 from fcc.engine.state.tally import day_of
@@ -182,40 +182,44 @@ class View(Protocol):
     def add_request(self, key: str, bucket: str, expires: float) -> None: ...
 
 
-def circuit_wait(state: CircuitState, now: float, policy: CircuitPolicy) -> tuple[float, str] | None:
+class Wait(NamedTuple):
+    """Why a candidate cannot be asked now, and for how long (the longest wait decides)."""
+
+    seconds: float
+    why: str
+    quota: bool = False  # a daily quota is spent: no retry helps before it resets
+
+
+def circuit_wait(state: CircuitState, now: float, policy: CircuitPolicy) -> Wait | None:
     wait = state.wait(now, policy)
     if wait <= 0:
         return None
     why = "retry-after" if state.blocked and now < state.open_until else "circuit open"
-    return wait, f"{why} ({state.last_error})" if state.last_error else why
+    return Wait(wait, f"{why} ({state.last_error})" if state.last_error else why)
 
 
-def rpm_wait(scope: Scope, oldest_needed: float, now: float) -> tuple[float, str]:
+def rpm_wait(scope: Scope, oldest_needed: float, now: float) -> Wait:
     """The window is full: room again when the request `rpm` places back leaves it."""
-    return oldest_needed + WINDOW - now, f"{scope.key}: {scope.limits.requests_per_minute} requests a minute"
+    why = f"{scope.key}: {scope.limits.requests_per_minute} requests a minute"
+    return Wait(oldest_needed + WINDOW - now, why)
 
 
-def quota_wait(
-    scope: Scope, kind: Literal["requests", "tokens"], used: list[int], now: float
-) -> tuple[float, str]:
+def quota_wait(scope: Scope, kind: Literal["requests", "tokens"], used: list[int], now: float) -> Wait:
     lim = scope.limits
     limit = lim.requests_per_day if kind == "requests" else lim.tokens_per_day
     assert limit is not None
     wait = _until_reset(lim.day_reset, now, used, limit)
     resets = _resets_at(lim.day_reset, wait, now)
-    return wait, f"{scope.key}{_QUOTA}{kind}_per_day {limit} spent (resets {resets})"
+    return Wait(wait, f"{scope.key}: daily quota {kind}_per_day {limit} spent (resets {resets})", quota=True)
 
 
-def streams_wait(scope: Scope) -> tuple[float, str]:
-    return BUSY_RETRY, f"{scope.key}: {scope.limits.concurrent_streams} concurrent streams"
+def streams_wait(scope: Scope) -> Wait:
+    return Wait(BUSY_RETRY, f"{scope.key}: {scope.limits.concurrent_streams} concurrent streams")
 
 
-_QUOTA = ": daily quota "
-
-
-def refusal(waits: list[tuple[float, str]]) -> Admission:
-    wait, why = max(waits)
-    return Admission(max(wait, 0.001), why, quota=_QUOTA in why)
+def refusal(waits: list[Wait]) -> Admission:
+    longest = max(waits)
+    return Admission(max(longest.seconds, 0.001), longest.why, quota=longest.quota)
 
 
 def admit(view: View, check: Check, lease_id: str, now: float, policy: CircuitPolicy) -> Admission:
@@ -226,7 +230,7 @@ def admit(view: View, check: Check, lease_id: str, now: float, policy: CircuitPo
         if closed is not None:
             return refusal([closed])
         trial = state.open_until != 0.0
-    waits: list[tuple[float, str]] = []
+    waits: list[Wait] = []
     for scope in check.scopes:
         waits += _scope_waits(view, scope, now)
     if waits:
@@ -247,7 +251,7 @@ def admit(view: View, check: Check, lease_id: str, now: float, policy: CircuitPo
     return Admission(0.0, None, Lease(tuple(held), lease_id, check.candidate if trial else None))
 
 
-def _scope_waits(view: View, scope: Scope, now: float) -> list[tuple[float, str]]:
+def _scope_waits(view: View, scope: Scope, now: float) -> list[Wait]:
     lim, out = scope.limits, []
     if lim.requests_per_minute is not None:
         since, rpm = now - WINDOW, lim.requests_per_minute

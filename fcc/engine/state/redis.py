@@ -28,6 +28,7 @@ from fcc.engine.state.admission import (
     Lease,
     Scope,
     Usage,
+    Wait,
     buckets,
     circuit_from_json,
     circuit_json,
@@ -123,12 +124,12 @@ class RedisBackend:
         if out[0] == "ok":
             trial = check.candidate if out[1] == "1" else None
             return Admission(0.0, None, Lease(tuple(out[2:]), lease_id, trial))
-        waits: list[tuple[float, str]] = []
+        waits: list[Wait] = []
         for entry in out[1:]:
             kind, *rest = entry.split("|")
             if kind == "circuit":  # the script refused on the stored circuit: Python says why
                 found = circuit_wait(circuit_from_json("|".join(rest)), now, policy)
-                waits.append(found or (BUSY_RETRY, "circuit open"))
+                waits.append(found or Wait(BUSY_RETRY, "circuit open"))
                 continue
             scope = check.scopes[int(rest[0]) - 1]
             if kind == "rpm":
