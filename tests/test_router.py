@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fcc.engine.catalog.config import Settings, load_settings
-from fcc.engine.routing.router import resolve, tier_of
+from fcc.engine.request.features import features_of
+from fcc.engine.routing.router import Route, decide, tier_of
 
 CONFIG = """\
 tiers:
@@ -22,6 +23,13 @@ fallbacks:
   opus: [ollama/qwen3-coder:30b]
   default: [vllm/openai/gpt-oss-120b]
 """
+
+
+def resolve(model: str, settings: Settings) -> Route:
+    """The route a request naming `model` gets (this config has no rules: a direct reference,
+    else the family's tier)."""
+    body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+    return decide(features_of(body, {}), body, settings)
 
 
 @pytest.fixture(scope="module")

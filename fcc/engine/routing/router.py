@@ -103,11 +103,6 @@ def probe_tier(model_name: str, settings: Settings) -> str | None:
     return tier_of(model_name)
 
 
-def resolve(model_name: str, settings: Settings) -> Route:
-    """By name alone: a direct reference, else the family's tier (no rules)."""
-    return direct(model_name, settings) or _tier_route(model_name, tier_of(model_name), settings)
-
-
 def _from_rule(rule: Rule, requested: str, settings: Settings) -> Route:
     refs: list[ModelRef] = []
     tiers = [t for t in rule.use if "/" not in t]
