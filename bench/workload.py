@@ -92,12 +92,13 @@ def anthropic_body(fixture: Fixture, tokens: int | None) -> bytes:
 def openai_body(fixture: Fixture, settings: Settings, tokens: int) -> bytes:
     """Exactly the upstream request fcc builds for this fixture (its own adapter, its own route)."""
     from fcc.engine.catalog.secrets import KeyStore
-    from fcc.engine.routing.router import resolve
+    from fcc.engine.routing.router import direct
     from fcc.engine.translate.openai_request import thinking_requested
     from fcc.engine.transports.base import Turn
     from fcc.engine.transports.openai_chat import OpenAIChat
 
-    route = resolve(f"bench/tokens-{tokens}", settings)
+    route = direct(f"bench/tokens-{tokens}", settings)  # a PROVIDER/MODEL the client names
+    assert route is not None
     candidate = route.primary
     turn = Turn(
         body=fixture.body,
