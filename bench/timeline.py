@@ -20,7 +20,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -193,8 +192,10 @@ def medians(data: dict[str, Any], warm_up: int = WARM_UP) -> tuple[list[tuple[st
 
 
 def measure(requests: int, work: Path) -> dict[str, Any]:
-    cores = sorted(os.sched_getaffinity(0))
-    proxy, load = ({cores[0]}, {cores[1]}) if len(cores) >= 2 else (None, None)
+    from bench.run import LOAD_CORES, PROXY_CORES, Client, Contender
+
+    pinned = len(os.sched_getaffinity(0)) >= 2  # as the full run pins
+    proxy, load = (PROXY_CORES, LOAD_CORES) if pinned else (None, None)
     up_port, fcc_port = procs.free_port(), procs.free_port()
     config = work / "fcc.yaml"
     config.write_text(fcc_config(up_port, 100, {"backend": "memory"}, BENCH_LIMITS), encoding="utf-8")
@@ -204,31 +205,17 @@ def measure(requests: int, work: Path) -> dict[str, Any]:
     env = {OUT_ENV: str(out), "XDG_CONFIG_HOME": str(work), "XDG_STATE_HOME": str(work / "state")}
     upstream = procs.python_module("bench.upstream", f"--port={up_port}")
     fcc = procs.python_module("bench.timeline", "--serve", "--config", str(config), "--port", str(fcc_port))
-    health = "http://127.0.0.1:{}/health"
+    up_health, fcc_health = (f"http://127.0.0.1:{p}/health" for p in (up_port, fcc_port))
     with (
-        procs.running(upstream, work / "upstream.log", health.format(up_port), cores=load, timeout=30),
-        procs.running(fcc, work / "fcc.log", health.format(fcc_port), cores=proxy, timeout=60, env=env),
+        procs.running(upstream, work / "upstream.log", up_health, cores=load, timeout=30),
+        procs.running(fcc, work / "fcc.log", fcc_health, cores=proxy, timeout=60, env=env) as server,
     ):
-        client = procs.spawn(
-            procs.python_module("bench.client", str(workload)),
-            work / "client.log",
-            cores=load,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert client.stdin is not None and client.stdout is not None
-        command = {
-            "url": f"http://127.0.0.1:{fcc_port}/v1/messages",
-            "shape": "anthropic",
-            "tokens": 100,
-            "concurrency": 1,
-            "requests": requests,
-        }
-        client.stdin.write(json.dumps(command) + "\n")
-        client.stdin.flush()
-        answered = json.loads(client.stdout.readline())
-        client.stdin.close()
-        client.wait(10)
+        client = Client(workload, work / "client.log", load, "raw")
+        try:
+            contender = Contender("fcc", f"http://127.0.0.1:{fcc_port}/v1/messages", "anthropic", server.pid)
+            answered = client.batch(contender, 1, requests, 100)
+        finally:
+            client.close()
     failed = sum(1 for r in answered["records"] if not r[0])
     if failed:
         raise RuntimeError(f"{failed} of {requests} requests failed (see {work}/fcc.log)")
