@@ -316,10 +316,10 @@ class Dispatcher:
             turn = self._turn(request, body, attempt, message_id, signatures)
             del body
             adapter = self._adapters[provider.transport]
-            run = stream_turn(self._client, adapter, turn, self.keys, built=request.built)
-            async with aclosing(run) as stream:
+            async with aclosing(stream_turn(self._client, adapter, turn, self.keys)) as stream:
                 async for batch in stream:
-                    if not batch:  # the request is built and about to go out
+                    if not batch:  # the upstream request is built and about to go out
+                        request.built()
                         yield batch
                         continue
                     if not flowing:

@@ -13,7 +13,7 @@ import codecs
 import email.utils
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable
 from typing import Any, TypeVar
 
 import httpx
@@ -94,16 +94,11 @@ class Silence:
 
 
 async def stream_turn(
-    client: httpx.AsyncClient,
-    adapter: Adapter,
-    turn: Turn,
-    keys: KeyStore,
-    built: Callable[[], None] | None = None,
+    client: httpx.AsyncClient, adapter: Adapter, turn: Turn, keys: KeyStore
 ) -> AsyncGenerator[list[Event], None]:
-    """The turn's event batches. `built` is called once its upstream request is built and
-    encoded: from then on nothing here reads `turn.body` (the dispatcher may drop it). An
-    empty batch comes first: the request is about to be sent, and the rest waits on the
-    upstream."""
+    """The turn's event batches. An empty batch comes first: the upstream request is built and
+    encoded (nothing here reads `turn.body` again, so the caller may drop it) and about to be
+    sent; the rest waits on the upstream."""
     request = adapter.build(turn, keys)
     translator = adapter.translator(turn)
     timeouts = turn.provider.timeouts
@@ -118,8 +113,6 @@ async def stream_turn(
     # The translated body now lives on as bytes inside `outgoing`; the dict (as large again
     # as the client's request) need not stay alive for the whole stream.
     del request
-    if built is not None:
-        built()
     yield []
     try:
         async with asyncio.timeout(timeouts.first_byte):
