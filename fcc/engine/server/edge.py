@@ -216,6 +216,10 @@ class EventStream(StreamingResponse):
             ping, self._ping = self._ping, None
             with contextlib.suppress(Exception):
                 await ping
+        await self._send(send, body, more)
+
+    async def _send(self, send: Send, body: bytes, more: bool = True) -> None:
+        """One write; while it is under way no ping starts, and the next is due an interval after it."""
         self._writing = True
         try:
             await send({"type": "http.response.body", "body": body, "more_body": more})
@@ -232,10 +236,7 @@ class EventStream(StreamingResponse):
         self._timer = loop.call_at(max(due, loop.time() + 0.001), self._tick, send)
 
     async def _write_ping(self, send: Send) -> None:
-        self._writing = True
         try:
-            await send({"type": "http.response.body", "body": self._ping_bytes(), "more_body": True})
+            await self._send(send, self._ping_bytes())
         finally:
-            self._writing = False
-            self._last = asyncio.get_running_loop().time()
             self._ping = None
