@@ -16,23 +16,34 @@ from fcc.engine.types import JSON
 _ROLES = ("user", "assistant", "system")
 
 
+Key = str | int  # a field's name, or an item's index
+
+
 def _fail(where: str, what: str) -> ClientError:
     return ClientError(f"{where}: {what}")
 
 
-def _str(value: Any, where: str, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str):
-        raise _fail(where, f"must be a string, not {_kind(value)}")
+def _at(where: str, path: tuple[Key, ...]) -> str:
+    """The field's path as the client's error names it, e.g. messages[3].content[0].text.
+    Built only for an error: a valid request's walk formats nothing."""
+    return where + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path)
 
 
-def _dict(value: Any, where: str, *, optional: bool = False) -> JSON:
+def _wrong(value: Any, expected: str, where: str, path: tuple[Key, ...]) -> ClientError:
+    return _fail(_at(where, path), f"must be {expected}, not {_kind(value)}")
+
+
+def _str(value: Any, where: str, *path: Key, optional: bool = False) -> None:
+    if not isinstance(value, str) and not (value is None and optional):
+        raise _wrong(value, "a string", where, path)
+
+
+def _dict(value: Any, where: str, *path: Key, optional: bool = False) -> JSON:
+    if isinstance(value, dict):
+        return value
     if value is None and optional:
         return {}
-    if not isinstance(value, dict):
-        raise _fail(where, f"must be an object, not {_kind(value)}")
-    return value
+    raise _wrong(value, "an object", where, path)
 
 
 def _number(value: Any, where: str) -> None:
@@ -78,14 +89,13 @@ def check_request(body: JSON, *, need_max_tokens: bool) -> None:
     if system is not None and not isinstance(system, str):
         _blocks(system, "system")
     for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        message = _dict(message, where)
+        message = _dict(message, "messages", i)
         if message.get("role") not in _ROLES:
             role = repr(message.get("role"))[:40]
-            raise _fail(f"{where}.role", f"unknown role {role}: use user, assistant or system")
+            raise _fail(_at("messages", (i, "role")), f"unknown role {role}: use user, assistant or system")
         content = message.get("content")
         if not isinstance(content, str):
-            _blocks(content, f"{where}.content")
+            _blocks(content, "messages", i, "content")
     _tools(body)
     for key in ("temperature", "top_p"):
         _number(body.get(key), key)
@@ -104,54 +114,51 @@ def check_request(body: JSON, *, need_max_tokens: bool) -> None:
     _dict(fmt.get("schema"), "output_config.format.schema", optional=True)
 
 
-def _blocks(content: Any, where: str) -> None:
+def _blocks(content: Any, where: str, *path: Key) -> None:
     if not isinstance(content, list):
-        raise _fail(where, f"must be a string or a list of content blocks, not {_kind(content)}")
+        raise _fail(_at(where, path), f"must be a string or a list of content blocks, not {_kind(content)}")
     for i, block in enumerate(content):
-        _block(block, f"{where}[{i}]")
+        _block(block, where, (*path, i))
 
 
-def _block(block: Any, where: str) -> None:
-    block = _dict(block, where)
+def _block(block: Any, where: str, at: tuple[Key, ...]) -> None:
+    # Every message's blocks go through here: the checks are inline, and a path is formatted
+    # only for the error (a call per field cost twice the time on a 400-message history).
+    if not isinstance(block, dict):
+        raise _wrong(block, "an object", where, at)
     kind = block.get("type")
-    _str(kind, f"{where}.type")
     if kind == "text":
-        _str(block.get("text"), f"{where}.text")
-    elif kind in ("image", "document"):
-        source = _dict(block.get("source"), f"{where}.source")
-        _str(source.get("type"), f"{where}.source.type")
-        for key in ("data", "url", "media_type"):
-            if key in source and source.get("type") != "content":
-                _str(source[key], f"{where}.source.{key}")
-        _str(block.get("title"), f"{where}.title", optional=True)
+        if not isinstance(block.get("text"), str):
+            raise _wrong(block.get("text"), "a string", where, (*at, "text"))
     elif kind == "tool_use":
-        _str(block.get("id"), f"{where}.id")
-        _str(block.get("name"), f"{where}.name")
-        _dict(block.get("input"), f"{where}.input", optional=True)
+        if not isinstance(block.get("id"), str):
+            raise _wrong(block.get("id"), "a string", where, (*at, "id"))
+        if not isinstance(block.get("name"), str):
+            raise _wrong(block.get("name"), "a string", where, (*at, "name"))
+        if not isinstance(block.get("input"), dict | None):
+            raise _wrong(block.get("input"), "an object", where, (*at, "input"))
     elif kind == "tool_result":
-        _str(block.get("tool_use_id"), f"{where}.tool_use_id")
+        if not isinstance(block.get("tool_use_id"), str):
+            raise _wrong(block.get("tool_use_id"), "a string", where, (*at, "tool_use_id"))
         content = block.get("content")
         if content is not None and not isinstance(content, str):
-            _blocks(content, f"{where}.content")
+            _blocks(content, where, *at, "content")
         if "is_error" in block and not isinstance(block["is_error"], bool | None):
-            raise _fail(f"{where}.is_error", "must be true or false")
+            raise _fail(_at(where, (*at, "is_error")), "must be true or false")
+    elif not isinstance(kind, str):
+        raise _wrong(kind, "a string", where, (*at, "type"))
+    elif kind in ("image", "document"):
+        source = _dict(block.get("source"), where, *at, "source")
+        _str(source.get("type"), where, *at, "source", "type")
+        for key in ("data", "url", "media_type"):
+            if key in source and source.get("type") != "content":
+                _str(source[key], where, *at, "source", key)
+        _str(block.get("title"), where, *at, "title", optional=True)
     elif kind == "thinking":
-        _str(block.get("thinking"), f"{where}.thinking", optional=True)
-        _str(block.get("signature"), f"{where}.signature", optional=True)
+        _str(block.get("thinking"), where, *at, "thinking", optional=True)
+        _str(block.get("signature"), where, *at, "signature", optional=True)
     elif kind == "redacted_thinking":
-        _str(block.get("data"), f"{where}.data", optional=True)
-
-
-def _plain_tool(tool: Any) -> bool:
-    """A tool every check below passes (Claude Code sends 15-20 a turn)."""
-    if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-        return False
-    kind, about, schema = tool.get("type"), tool.get("description"), tool.get("input_schema")
-    return (
-        (kind is None or isinstance(kind, str))
-        and (about is None or isinstance(about, str))
-        and (schema is None or isinstance(schema, dict))
-    )
+        _str(block.get("data"), where, *at, "data", optional=True)
 
 
 def _tools(body: JSON) -> None:
@@ -161,14 +168,11 @@ def _tools(body: JSON) -> None:
     if not isinstance(tools, list):
         raise _fail("tools", f"must be a list, not {_kind(tools)}")
     for i, tool in enumerate(tools):
-        if _plain_tool(tool):  # the shape of nearly every tool: nothing to say, no paths built
-            continue
-        where = f"tools[{i}]"
-        tool = _dict(tool, where)
-        _str(tool.get("name"), f"{where}.name")
-        _str(tool.get("type"), f"{where}.type", optional=True)
-        _str(tool.get("description"), f"{where}.description", optional=True)
-        _dict(tool.get("input_schema"), f"{where}.input_schema", optional=True)
+        tool = _dict(tool, "tools", i)
+        _str(tool.get("name"), "tools", i, "name")
+        _str(tool.get("type"), "tools", i, "type", optional=True)
+        _str(tool.get("description"), "tools", i, "description", optional=True)
+        _dict(tool.get("input_schema"), "tools", i, "input_schema", optional=True)
     choice = body.get("tool_choice")
     if choice is not None:
         choice = _dict(choice, "tool_choice")
