@@ -123,3 +123,43 @@ def test_the_first_steps_run_in_the_callers_task_and_the_wait_in_another():
     assert first is TIMEOUT  # the upstream was slow: the wait went on, uncancelled
     assert got == ["first"] and after == ["second"]
     assert tasks["waited"] is not None and tasks["waited"] is not caller
+
+
+def test_an_answer_from_a_model_the_doctor_found_unreachable_clears_that_finding(tmp_path, live_upstream):
+    """AppState.trust: the finding is over once the model answers; the router stops trying it
+    last, and the store keeps the new verdict (the others are left as they were)."""
+    from fcc.engine.routing.dispatch import TurnRecord
+    from fcc.engine.routing.evidence import NAMESPACE
+    from fcc.engine.server.state import AppState
+    from fcc.engine.state.memory import MemoryBackend
+    from fcc.engine.state.service import StateService
+
+    settings = load_settings(replay_config(tmp_path, live_upstream.upstream_url))
+    down = {
+        "verdict": "broken",
+        "checked": 1.0,
+        "checks": {"reach": {"ok": False, "kind": "unreachable", "detail": "refused"}},
+    }
+    fine = {"verdict": "works", "checked": 1.0, "checks": {"reach": {"ok": True}}}
+
+    async def scenario() -> tuple[bool, bool, dict[str, str]]:
+        service = StateService(MemoryBackend(), settings.providers)
+        await service.start()
+        service.keep(NAMESPACE, {"replay/a": json.dumps(down), "replay/b": json.dumps(fine)}, 3600)
+        await asyncio.sleep(0.05)
+        state = AppState(settings=settings, keys=KeyStore(environ={}), state=service)
+        await state.learn()
+        before = state.findings["replay/a"].reach_failed is not None
+        record = TurnRecord(requested="m", tier=None)
+        record.served_by = "replay/a"
+        state.finish(record, 200)
+        after = state.findings["replay/a"].reach_failed is not None
+        await asyncio.sleep(0.05)
+        kept = await service.get(NAMESPACE)
+        await service.stop()
+        return before, after, kept
+
+    before, after, kept = asyncio.run(scenario())
+    assert before and not after
+    assert json.loads(kept["replay/a"])["checks"]["reach"]["ok"] is True
+    assert json.loads(kept["replay/b"]) == fine

@@ -3,19 +3,18 @@ every worker sharing it, today (UTC) for totals, the last hour for the chart."""
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 from fcc import __version__
 from fcc.commands.models import rule_rows, tier_rows
-from fcc.engine.routing.evidence import findings
+from fcc.engine.routing.evidence import Finding
 from fcc.engine.server.state import AppState
 from fcc.engine.state.admission import Usage
 from fcc.engine.state.metrics import render
 from fcc.engine.state.store import Row
-from fcc.engine.state.tally import DIMENSIONS
+from fcc.engine.state.tally import DIMENSIONS, minute_of
 from fcc.engine.types import JSON
 
 MINUTES = 60  # the chart's span
@@ -116,9 +115,9 @@ def _series(rows: list[Row], now_minute: int) -> JSON:
 async def dashboard(state: AppState) -> JSON:
     """Everything the dashboard draws, in one JSON object (see static/dashboard.js)."""
     svc = state.state
-    now = time.time()
+    now = svc.clock()  # the clock today(), minutes() and the uptime's start are read on
     today = svc.today()
-    minute = int(now // 60)
+    minute = minute_of(now)
     rows = await svc.days(today, today, list(DIMENSIONS))
     dims: dict[str, dict[str, dict[str, float]]] = defaultdict(dict)
     for row in rows:
@@ -162,7 +161,7 @@ async def dashboard(state: AppState) -> JSON:
         "routes": [asdict(r) for r in rule_rows(state.settings)],
         "rules": {k: int(f.get("requests", 0)) for k, f in dims["rule"].items()},
         "skipped": {k: int(f.get("requests", 0)) for k, f in dims["skipped"].items()},
-        "doctor": _doctor(state.doctor, now),
+        "doctor": _doctor(state.findings, now),
         "reload": state.reloaded.wire() if state.reloaded is not None else None,
         "recent": [r.wire() for r in await svc.recent(RECENT)],
         "totals": _totals(dims["total"].get("", {})),
@@ -229,11 +228,11 @@ def _sessions(sessions: dict[str, dict[str, float]]) -> list[JSON]:
     ]
 
 
-def _doctor(stored: dict[str, str], now: float) -> list[JSON]:
+def _doctor(found: dict[str, Finding], now: float) -> list[JSON]:
     """Each model's last fcc doctor verdict, the check it failed, and how old it is."""
     return [
         {"model": model, "verdict": f.verdict, "failing": f.failing, "reason": f.reason, "age": f.age(now)}
-        for model, f in sorted(findings(stored).items())
+        for model, f in sorted(found.items())
     ]
 
 

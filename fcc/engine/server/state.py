@@ -20,7 +20,7 @@ from fcc.engine.errors import ClientError
 from fcc.engine.probes import Probe
 from fcc.engine.routing.candidates import Evidence
 from fcc.engine.routing.dispatch import Dispatcher, TurnRecord
-from fcc.engine.routing.evidence import KEEP, NAMESPACE, evidence, finding_of, findings
+from fcc.engine.routing.evidence import KEEP, NAMESPACE, Finding, evidence, findings
 from fcc.engine.server.catalog_models import ModelList
 from fcc.engine.server.catalog_models import build as build_models
 from fcc.engine.server.edge import error_response
@@ -46,6 +46,7 @@ class AppState:
     tool_sizes: ToolSizes = field(default_factory=ToolSizes)
     evidence: Evidence | None = None  # what the doctor learned (a reason to skip a candidate)
     doctor: dict[str, str] = field(default_factory=dict)  # its stored results, by PROVIDER/MODEL
+    findings: dict[str, Finding] = field(default_factory=dict)  # the same, parsed once
     models: ModelList = field(default_factory=lambda: ModelList(()))  # what GET /v1/models lists
     reloaded: Reload | None = None  # the last reload of the documents, for the log and the dashboard
 
@@ -61,19 +62,20 @@ class AppState:
 
     async def learn(self) -> None:
         """Reads the doctor's results from the store (another process may have run it)."""
-        self.doctor = await self.state.get(NAMESPACE)
-        self.evidence = evidence(findings(self.doctor))
+        self._doctor_says(await self.state.get(NAMESPACE))
+
+    def _doctor_says(self, stored: dict[str, str]) -> None:
+        self.doctor, self.findings = stored, findings(stored)
+        self.evidence = evidence(self.findings)
 
     def trust(self, label: str) -> None:
         """A candidate the doctor found unreachable just answered: that finding is over."""
-        stored = self.doctor.get(label)
-        found = finding_of(label, stored) if stored else None
+        found = self.findings.get(label)
         if found is None or not found.reach_failed:
             return
-        data = json.loads(stored or "{}")
+        data = json.loads(self.doctor[label])
         data.setdefault("checks", {})["reach"] = {"ok": True, "detail": "answered a request since"}
-        self.doctor[label] = json.dumps(data)
-        self.evidence = evidence(findings(self.doctor))
+        self._doctor_says({**self.doctor, label: json.dumps(data)})
         self.state.keep(NAMESPACE, {label: self.doctor[label]}, KEEP)
 
     def finish(self, record: TurnRecord, status: int) -> float:
@@ -81,8 +83,8 @@ class AppState:
         kept = record.finished(status)
         ttft, duration, overhead = kept.ttft_ms, kept.duration_ms, kept.overhead_ms or 0.0
         self.state.add(kept)  # queued: the store writes it off this path
-        if status < 400 and record.served_by and record.served_by in self.doctor:
-            self.trust(record.served_by)
+        if status < 400 and record.served_by in self.findings:
+            self.trust(record.served_by)  # a dict lookup: the findings are parsed already
         tried = f" tried={','.join(record.attempts)}" if len(record.attempts) > 1 else ""
         log.info(
             "%s %s → %s %s %d ttft=%s dur=%.0fms in=%d out=%d cached=%d%s%s",
