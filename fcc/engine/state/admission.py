@@ -23,6 +23,7 @@ WINDOW = 60.0  # requests_per_minute
 DAY = 86_400.0
 HOUR = 3_600.0
 LEASE_TTL = 900.0  # a stream's slot outlives a crashed worker by this much at most
+QUOTA_TTL = 2 * DAY  # a daily quota's bucket, whatever the retention (a rolling day reads back 24 h)
 BUSY_RETRY = 0.25  # a stream ends when it ends: look again soon
 
 
@@ -244,7 +245,7 @@ def admit(view: View, check: Check, lease_id: str, now: float, policy: CircuitPo
             view.add_to_window(scope.key, now)
         if lim.requests_per_day is not None or lim.tokens_per_day is not None:
             bucket = buckets(lim.day_reset, now)[-1]
-            view.add_request(scope.key, bucket, now + 2 * DAY)
+            view.add_request(scope.key, bucket, now + QUOTA_TTL)
         if lim.concurrent_streams is not None:
             view.add_lease(scope.key, lease_id, now + LEASE_TTL)
             held.append(scope.key)

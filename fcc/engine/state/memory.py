@@ -9,6 +9,8 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 
 from fcc.engine.state.admission import (
+    HOUR,
+    QUOTA_TTL,
     Admission,
     Check,
     CircuitPolicy,
@@ -189,7 +191,7 @@ class MemoryBackend:
 
 
 def _stale_bucket(bucket: str, now: float) -> bool:
-    """Quota buckets (d:YYYY-MM-DD or h:EPOCH_HOUR) are kept two days, whatever the retention."""
+    """Quota buckets (d:YYYY-MM-DD or h:EPOCH_HOUR) are kept QUOTA_TTL, whatever the retention."""
     if bucket.startswith("h:"):
-        return int(bucket[2:]) * 3600 < now - 2 * 86400
-    return bucket[2:] < day_of(now - 2 * 86400)
+        return int(bucket[2:]) * HOUR < now - QUOTA_TTL
+    return bucket[2:] < day_of(now - QUOTA_TTL)

@@ -20,6 +20,7 @@ from fcc.engine.state.admission import (
     BUSY_RETRY,
     DAY,
     LEASE_TTL,
+    QUOTA_TTL,
     WINDOW,
     Admission,
     Check,
@@ -111,13 +112,11 @@ class RedisBackend:
 
     async def admit(self, check: Check, lease_id: str, now: float, policy: CircuitPolicy) -> Admission:
         args: list[Any] = [self.p, repr(now), lease_id, check.candidate, policy.trial_ttl]
-        args += [LEASE_TTL, int(2 * DAY), len(check.scopes)]
-        names: list[list[str]] = []
+        args += [LEASE_TTL, int(QUOTA_TTL), len(check.scopes)]
         for scope in check.scopes:
             lim = scope.limits
             quota = lim.requests_per_day is not None or lim.tokens_per_day is not None
             bks = buckets(lim.day_reset, now) if quota else []
-            names.append(bks)
             args += [scope.key, _limit(lim.requests_per_minute), _limit(lim.concurrent_streams)]
             args += [_limit(lim.requests_per_day), _limit(lim.tokens_per_day), len(bks), *bks]
         out = await self._call(self._admit(args=args))
@@ -126,11 +125,12 @@ class RedisBackend:
             return Admission(0.0, None, Lease(tuple(out[2:]), lease_id, trial))
         waits: list[Wait] = []
         for entry in out[1:]:
-            kind, *rest = entry.split("|")
+            kind, _, payload = entry.partition("|")
             if kind == "circuit":  # the script refused on the stored circuit: Python says why
-                found = circuit_wait(circuit_from_json("|".join(rest)), now, policy)
+                found = circuit_wait(circuit_from_json(payload), now, policy)
                 waits.append(found or Wait(BUSY_RETRY, "circuit open"))
                 continue
+            rest = payload.split("|")
             scope = check.scopes[int(rest[0]) - 1]
             if kind == "rpm":
                 waits.append(rpm_wait(scope, float(rest[1]), now))
@@ -231,7 +231,7 @@ class RedisBackend:
         for (scope, bucket), tokens in batch.tokens.items():
             q = self._key("quota", scope, bucket)
             pipe.hincrby(q, "tokens", tokens)
-            pipe.expire(q, int(2 * DAY))
+            pipe.expire(q, int(QUOTA_TTL))
         for r in batch.records:
             data = json.dumps(r.wire(), separators=(",", ":"))
             # Redis numbers the entries (several writers may add at once); the record carries its time.

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from fcc.engine.state.admission import (
-    DAY,
+    QUOTA_TTL,
     WINDOW,
     Admission,
     Check,
@@ -274,7 +274,7 @@ class SqliteBackend:
         ]
         counters = [(name, labels, n) for (name, labels), n in batch.counters.items()]
         # A bucket no admission opened (the record's hour is not its admission's) expires too.
-        expires = time.time() + 2 * DAY
+        expires = time.time() + QUOTA_TTL
         tokens = [(scope, bucket, n, expires) for (scope, bucket), n in batch.tokens.items()]
         records = [(r.time, json.dumps(r.wire(), separators=(",", ":"))) for r in batch.records]
         latest = [(r.session, t, d) for r, (t, d) in zip(batch.records, records, strict=True) if r.session]
