@@ -47,6 +47,11 @@ class Target:
     images_as_text: bool = False  # the model cannot see: images become a note
 
 
+# A tool call's arguments as the history had them, in json.dumps's own layout (a prompt-cache
+# prefix must not change); one encoder, where json.dumps with an option builds one per call.
+_arguments = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def text_of(content: Any) -> str:
     """The text of a content value (string or block list), blocks joined by blank lines."""
     if isinstance(content, str):
@@ -326,7 +331,7 @@ def _assistant(content: Any, target: Target, out: list[JSON]) -> None:
                 "type": "function",
                 "function": {
                     "name": block.get("name", ""),
-                    "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
+                    "arguments": _arguments(block.get("input") or {}),
                 },
             }
             if target.thought_signature is not None:
