@@ -101,9 +101,8 @@ class DocumentCache:
 class NoCache(DocumentCache):
     """`fcc check`: every document parsed and validated, nothing remembered."""
 
-    def __init__(self) -> None:
-        self._entries = {}
-        self._dirty = False
+    def __init__(self) -> None:  # no file: nothing to read or keep
+        pass
 
     def get(self, path: Path, kind: str) -> tuple[Any, Identity | None]:
         return MISS, None

@@ -62,9 +62,8 @@ def create_app(
         settings=settings,
         keys=keys or KeyStore(settings.config_dir / ENV_FILE_NAME),
         state=service,
-        probes=settings.active_probes,
     )
-    state.use(settings, state.keys)
+    state.use(settings, state.keys)  # the one place what is served is set, as on reload
     origin = source or Source(
         Path(settings.config_path) if settings.config_path else None, keys_from_file=keys is None
     )
