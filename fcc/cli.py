@@ -16,7 +16,15 @@ from rich.console import Console
 from rich.table import Table
 
 from fcc import __version__
-from fcc.commands.models import tier_rows
+from fcc.commands.models import (
+    doctor_findings,
+    doctor_rows,
+    live_health,
+    probe_rows,
+    provider_rows,
+    rule_rows,
+    tier_rows,
+)
 from fcc.engine.catalog.config import Overrides, Settings, config_dir, load_settings
 from fcc.engine.catalog.resources import catalog_dir
 from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
@@ -170,8 +178,6 @@ def models(
     settings = _settings(config, Overrides(tiers=_parse_tier_flags(tier)))
     if provider is not None and provider not in settings.providers:
         _fail(f"unknown provider {provider!r}: known providers are {', '.join(sorted(settings.providers))}")
-    from fcc.commands.models import doctor_rows, live_health, probe_rows, provider_rows, rule_rows
-
     tiers = tier_rows(settings)
     rules = rule_rows(settings)
     providers = provider_rows(settings, _keys(settings), provider)
@@ -268,7 +274,6 @@ def route(
 
     Example: fcc route ~/recorded/turn.json --json
     """
-    from fcc.commands.models import doctor_findings, live_health
     from fcc.commands.route import RequestFileError, explain, read_request
     from fcc.engine.routing.evidence import evidence
 
