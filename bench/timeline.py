@@ -157,7 +157,7 @@ def _hooks(out: Path) -> None:
         timed(messages, attr)
     timed(service.StateService, "admit", is_async=True)
     timed(openai_chat, "to_openai")
-    timed(transport_loop.wire, "dumps")
+    timed(transport_loop.toollist, "encode_body")
     timed(httpx.AsyncClient, "build_request")
 
     def save() -> None:

@@ -13,6 +13,7 @@ from syrupy.extensions.amber import AmberSnapshotExtension
 from fcc.engine.catalog.config import Settings, load_settings
 from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.server import create_app
+from fcc.engine.translate import toollist, wire
 from tests.support.servers import serve
 from tests.support.upstream import Upstream
 
@@ -28,6 +29,15 @@ os.environ.pop("FCC_CONFIG", None)
 def _fresh_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test's fcc keeps its state (the default SQLite store) in a directory of its own."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(autouse=True)
+def _shared_tool_lists_stay_as_parsed() -> Iterator[None]:
+    """Every request with a tool list seen before gets the one parsed copy
+    (translate/toollist.py): whatever a test ran, nothing may have changed one in place."""
+    yield
+    for known in toollist.known_lists():
+        assert known.tools == wire.fast_loads(known.raw), "a shared tool list was changed in place"
 
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

@@ -43,6 +43,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""  # the body's bytes as they came
 
 
 class Reset(Exception):
@@ -73,7 +74,8 @@ class Upstream:
 
     async def _record(self, request: Request) -> Any:
         body = await request.json()
-        self.requests.append(Recorded(request.url.path, dict(request.headers), body))
+        raw = await request.body()  # read once: json() kept it
+        self.requests.append(Recorded(request.url.path, dict(request.headers), body, raw))
         return body
 
     async def _stream(self, events: list[str], gaps: float = 0.0) -> AsyncIterator[bytes]:

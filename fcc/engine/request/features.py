@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
+from fcc.engine.translate import toollist
 from fcc.engine.translate.openai_request import BILLING_PREFIX, thinking_requested
 from fcc.engine.translate.tokens import ToolSizes, tally
 from fcc.engine.types import JSON
@@ -82,14 +83,9 @@ def features_of(
     """`body` was checked at the door (translate/validate.py); `headers` is any mapping whose
     keys are lower-case names (Starlette's Headers, or a recording's, lower-cased)."""
     counted = tally(body, sizes)
-    tools: set[str] = set()
     raw_tools = body.get("tools") or ()
-    for tool in raw_tools:
-        if isinstance(tool, dict):
-            for key in ("name", "type"):
-                value = tool.get(key)
-                if isinstance(value, str) and value and value != "custom":
-                    tools.add(value)
+    known = toollist.shared(raw_tools)
+    tools = known.derived("names", _tool_names) if known is not None else _tool_names(raw_tools)
     output = body.get("output_config")
     max_tokens = body.get("max_tokens")
     return Features(
@@ -101,13 +97,24 @@ def features_of(
         thinking=thinking_requested(body),
         images=counted.images,
         documents=counted.documents,
-        tools=frozenset(tools),
+        tools=tools,
         tool_count=len(raw_tools),
         subagent=bool(headers.get(SUBAGENT_HEADER)) or _marked_subagent(body.get("system")),
         session=session_of(headers, body),
         format=isinstance(output, dict) and isinstance(output.get("format"), dict),
         headers={name: headers[name] for name in wanted_headers if name in headers},
     )
+
+
+def _tool_names(tools: Any) -> frozenset[str]:
+    names: set[str] = set()
+    for tool in tools:
+        if isinstance(tool, dict):
+            for key in ("name", "type"):
+                value = tool.get(key)
+                if isinstance(value, str) and value and value != "custom":
+                    names.add(value)
+    return frozenset(names)
 
 
 def _marked_subagent(system: object) -> bool:

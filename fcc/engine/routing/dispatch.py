@@ -27,7 +27,7 @@ from fcc.engine.routing.strategies import RoundRobin, order
 from fcc.engine.state.admission import Admission, Lease
 from fcc.engine.state.records import RequestRecord
 from fcc.engine.state.service import StateService
-from fcc.engine.translate import wire
+from fcc.engine.translate import toollist
 from fcc.engine.translate.events import ErrorEvent, Event, MessageDelta, MessageStart, Ping
 from fcc.engine.translate.upstream_errors import in_stream
 from fcc.engine.transports.base import Adapter, Turn
@@ -119,7 +119,7 @@ class Request:
         after an attempt whose upstream request was built (`built` dropped it) gets it parsed
         again from the client's bytes."""
         if self._built and self.raw is not None:
-            self.body = wire.loads(self.raw)
+            self.body = toollist.loads(self.raw)
             self._built = False
         return self.body
 

@@ -25,7 +25,7 @@ from fcc.engine.server.catalog_models import ModelList
 from fcc.engine.server.catalog_models import build as build_models
 from fcc.engine.server.edge import error_response
 from fcc.engine.state.service import StateService
-from fcc.engine.translate import wire
+from fcc.engine.translate import toollist, wire
 from fcc.engine.translate.tokens import ToolSizes
 from fcc.engine.types import JSON
 
@@ -181,7 +181,7 @@ async def read_body(request: Request) -> tuple[JSON, bytearray]:
         if len(raw) > limit:
             raise too_big
     try:
-        data = wire.fast_loads(raw)  # most bodies: msgspec, and the checks below hold for them
+        data = toollist.parse_body(raw)  # most bodies: msgspec, and the checks below hold for them
     except wire.DecodeError:
         data = _stdlib_json(raw)  # the standard library's own verdict, and its located error
     if not isinstance(data, dict):

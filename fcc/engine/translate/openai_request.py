@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fcc.engine.catalog.providers import ModelInfo, Quirks, sees_images
+from fcc.engine.translate import toollist
 from fcc.engine.translate.schema_clean import clean_schema
 from fcc.engine.translate.signature import reasoning_from
 from fcc.engine.translate.toolids import upstream_id as _upstream_id
@@ -115,7 +116,7 @@ def to_openai(body: JSON, target: Target) -> JSON:
     if isinstance(stops, list) and stops:
         out["stop"] = [s for s in stops if isinstance(s, str)][:4]
 
-    tools = [_tool(t, q) for t in body.get("tools") or () if _is_custom_tool(t)]
+    tools = _tools(body.get("tools") or (), q)
     if tools:
         out["tools"] = tools
         choice = body.get("tool_choice")
@@ -141,6 +142,16 @@ def to_openai(body: JSON, target: Target) -> JSON:
     for name in q.drop_fields:
         out.pop(name, None)
     return out
+
+
+def _tools(listed: Any, q: Quirks) -> list[JSON]:
+    # A list Claude Code sent before is translated once per policy, and its JSON is encoded
+    # once (translate/toollist.py); the policy's fields are all _tool and clean_schema read.
+    known = toollist.shared(listed)
+    if known is None:
+        return [_tool(t, q) for t in listed if _is_custom_tool(t)]
+    key = ("openai", q.strip_keywords, q.drop_empty_properties, q.strict_tools)
+    return known.on_wire(key, lambda tools: [_tool(t, q) for t in tools if _is_custom_tool(t)])
 
 
 def _is_custom_tool(tool: Any) -> bool:

@@ -17,6 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from fcc.engine.translate import toollist
 from fcc.engine.types import JSON
 
 _CHARS_PER_TOKEN = 3.5
@@ -62,6 +63,12 @@ class ToolSizes:
             if len(self._sizes) > _TOOL_CACHE_SIZE:
                 self._sizes.popitem(last=False)
         return found
+
+
+def _tools_size(tools: list[Any], sizes: ToolSizes | None) -> int:
+    if sizes is None:
+        return sum(_tool_size(tool) for tool in tools)
+    return sum(sizes.size(tool) for tool in tools)
 
 
 def _tool_size(tool: Any) -> int:
@@ -136,8 +143,11 @@ def tally(body: JSON, sizes: ToolSizes | None = None) -> Tally:
         if isinstance(message, dict):
             counter.content(message.get("content"))
     tools = body.get("tools") or []
-    for tool in tools:
-        counter.chars += sizes.size(tool) if sizes is not None else _tool_size(tool)
+    known = toollist.shared(tools)
+    if known is not None:
+        counter.chars += known.derived("chars", lambda listed: _tools_size(listed, sizes))
+    else:
+        counter.chars += _tools_size(tools, sizes)
     overhead = _PER_MESSAGE * len(messages) + _PER_TOOL * len(tools) + _PER_IMAGE * counter.images
     return Tally(math.ceil(counter.chars / _CHARS_PER_TOKEN) + overhead, counter.images, counter.documents)
 

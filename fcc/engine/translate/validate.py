@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from fcc.engine.errors import ClientError
+from fcc.engine.translate import toollist
 from fcc.engine.types import JSON
 
 _ROLES = ("user", "assistant", "system")
@@ -167,12 +168,16 @@ def _tools(body: JSON) -> None:
         return
     if not isinstance(tools, list):
         raise _fail("tools", f"must be a list, not {_kind(tools)}")
-    for i, tool in enumerate(tools):
-        tool = _dict(tool, "tools", i)
-        _str(tool.get("name"), "tools", i, "name")
-        _str(tool.get("type"), "tools", i, "type", optional=True)
-        _str(tool.get("description"), "tools", i, "description", optional=True)
-        _dict(tool.get("input_schema"), "tools", i, "input_schema", optional=True)
+    known = toollist.shared(tools)
+    if known is None or not known.checked:
+        for i, tool in enumerate(tools):
+            tool = _dict(tool, "tools", i)
+            _str(tool.get("name"), "tools", i, "name")
+            _str(tool.get("type"), "tools", i, "type", optional=True)
+            _str(tool.get("description"), "tools", i, "description", optional=True)
+            _dict(tool.get("input_schema"), "tools", i, "input_schema", optional=True)
+        if known is not None:
+            known.checked = True
     choice = body.get("tool_choice")
     if choice is not None:
         choice = _dict(choice, "tool_choice")

@@ -20,7 +20,7 @@ import httpx
 
 from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import UpstreamError
-from fcc.engine.translate import wire
+from fcc.engine.translate import toollist
 from fcc.engine.translate.events import Event
 from fcc.engine.translate.sse import SSEDecoder, SSEMessage
 from fcc.engine.translate.upstream_errors import classify, upstream_message
@@ -106,9 +106,11 @@ async def stream_turn(
     # Connecting is bounded by its own limit; the first byte (the response headers) must
     # come within first_byte of sending, connection included.
     limits = httpx.Timeout(None, connect=timeouts.connect)
-    # The adapters set content-type; the body is encoded once, by msgspec (fcc/engine/translate/wire.py).
+    # The adapters set content-type; the body is encoded once, by msgspec (translate/wire.py),
+    # and a tool list seen before is not encoded again (translate/toollist.py).
+    content = toollist.encode_body(request.json)
     outgoing = client.build_request(
-        "POST", _url(request.url), headers=request.headers, content=wire.dumps(request.json), timeout=limits
+        "POST", _url(request.url), headers=request.headers, content=content, timeout=limits
     )
     # The translated body now lives on as bytes inside `outgoing`; the dict (as large again
     # as the client's request) need not stay alive for the whole stream.
