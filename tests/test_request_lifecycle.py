@@ -163,3 +163,39 @@ def test_an_answer_from_a_model_the_doctor_found_unreachable_clears_that_finding
     assert before and not after
     assert json.loads(kept["replay/a"])["checks"]["reach"]["ok"] is True
     assert json.loads(kept["replay/b"]) == fine
+
+
+def test_a_streamed_answer_writes_its_body_to_the_servers_own_send():
+    """EventStream: the response's start goes through the send Starlette's error handling
+    wraps (it must know the answer has begun); every write after it goes to the server's own
+    send, which the application keeps in the scope (server/app.py)."""
+    from fcc.engine.server.edge import SERVER_SEND, EventStream
+    from fcc.engine.translate.events import MessageStart, MessageStop, Usage
+
+    wrapped: list[dict[str, Any]] = []
+    server: list[dict[str, Any]] = []
+
+    async def walk() -> AsyncGenerator[list[Any], None]:
+        yield [MessageStop()]
+
+    async def scenario() -> None:
+        async def receive() -> dict[str, Any]:
+            await asyncio.Event().wait()  # the client stays
+            return {}
+
+        async def via_wrappers(message: dict[str, Any]) -> None:
+            wrapped.append(message)
+
+        async def to_server(message: dict[str, Any]) -> None:
+            server.append(message)
+
+        pump = Pump(walk())
+        first = await pump.first(5.0)
+        start = MessageStart("msg_1", "m", Usage(3, 1))
+        stream = EventStream(first, pump, 30.0, start, {}, lambda: None)
+        await stream({"type": "http", SERVER_SEND: to_server}, receive, via_wrappers)
+
+    asyncio.run(scenario())
+    assert [m["type"] for m in wrapped] == ["http.response.start"]
+    assert [m["type"] for m in server] == ["http.response.body", "http.response.body"]
+    assert b"message_stop" in server[0]["body"] and server[-1]["more_body"] is False

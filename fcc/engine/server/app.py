@@ -17,13 +17,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from fcc.engine.catalog.config import Settings
 from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
 from fcc.engine.errors import ClientError, FccError
 from fcc.engine.routing.runtime import running
 from fcc.engine.server import admin, messages
-from fcc.engine.server.edge import error_response
+from fcc.engine.server.edge import SERVER_SEND, error_response
 from fcc.engine.server.reload import Source, reload
 from fcc.engine.server.reload import watch as watch_documents
 from fcc.engine.server.state import AppState
@@ -124,7 +125,7 @@ def create_app(
         FccError: on_fcc_error,
         Exception: on_crash,
     }
-    app = Starlette(
+    app = _App(
         routes=[
             Route("/v1/messages", messages.messages, methods=["POST"]),
             Route("/v1/messages/count_tokens", messages.count, methods=["POST"]),
@@ -145,6 +146,15 @@ def create_app(
     app.state.fcc = state  # the routes' shared state; tests read health and limits from it
     app.state.reload = app_reload
     return app
+
+
+class _App(Starlette):
+    """Starlette, keeping the server's own `send` in each request's scope for the streamed
+    answers' writes (SERVER_SEND in server/edge.py)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
 
 
 LEARN_EVERY = 15.0  # seconds between reads of the doctor's results (another process may write them)
