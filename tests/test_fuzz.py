@@ -892,3 +892,10 @@ def test_mutated_bodies_are_refused_cleanly(fcc_url: str, live_upstream: Live):
 
     run()
     assert_still_serving(fcc_url)
+
+
+def test_sse_data_lines_with_and_without_the_space_after_the_colon():
+    # The spec strips one space after the colon, if there is one: "data: x" and "data:x" are
+    # the same line, "data:  x" keeps one space, and a bare "data" is an empty line of data.
+    raw = "data:x\ndata: y\ndata:  z\ndata\ndata: \n\nevent:e\ndata:{}\n\n"
+    assert SSEDecoder().feed(raw) == [SSEMessage(None, "x\ny\n z\n\n"), SSEMessage("e", "{}")]

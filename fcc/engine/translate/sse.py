@@ -42,6 +42,9 @@ class SSEDecoder:
         return out
 
     def _line(self, line: str, out: list[SSEMessage]) -> None:
+        if line.startswith("data: "):  # nearly every line of an OpenAI or Anthropic stream
+            self._data.append(line[6:])
+            return
         if not line:
             if self._data or self._event is not None:
                 out.append(SSEMessage(self._event, "\n".join(self._data)))
