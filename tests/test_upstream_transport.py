@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
+import itertools
 import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
 import pytest
 
@@ -192,23 +195,15 @@ async def test_the_request_goes_out_as_given(make):
 
 
 @contextlib.contextmanager
-def dropping_upstream() -> Iterator[tuple[str, list[int]]]:
-    """Answers the first request of each connection; drops the connection when a second one
-    comes on it (a server closing an idle keep-alive just as fcc reuses it)."""
+def threaded(handler: Handler) -> Iterator[tuple[str, list[int]]]:
+    """raw_server in a thread of its own, for a test that runs fcc in the foreground."""
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     box: dict[str, object] = {}
 
-    async def drop_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
-        if n > 1:
-            return False
-        writer.write(sse(f"answer {len(box['connections'])}"))  # type: ignore[arg-type]
-        await writer.drain()
-        return True
-
     async def main() -> None:
         stop = box["stop"] = asyncio.Event()
-        async with raw_server(drop_second) as (url, connections):
+        async with raw_server(handler) as (url, connections):
             box["url"], box["connections"] = url, connections
             ready.set()
             await stop.wait()
@@ -224,19 +219,39 @@ def dropping_upstream() -> Iterator[tuple[str, list[int]]]:
         loop.close()
 
 
+def dropping_upstream() -> contextlib.AbstractContextManager[tuple[str, list[int]]]:
+    """Answers the first request of each connection; drops the connection when a second one
+    comes on it (a server closing an idle keep-alive just as fcc reuses it)."""
+    connections: list[int] = []
+
+    async def drop_second(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        if n > 1:
+            return False
+        connections.append(1)
+        writer.write(sse(f"answer {len(connections)}"))
+        await writer.drain()
+        return True
+
+    return threaded(drop_second)
+
+
+def fcc_config(tmp_path: Path, url: str) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "providers:\n  drop:\n    transport: openai_chat\n"
+        f"    base_url: {url}/v1\n    auth: none\n    local: true\n"
+        "tiers:\n  default: drop/m\n"
+    )
+    return config
+
+
 @pytest.mark.parametrize("upstream", ["aiohttp", "httpx"])
 def test_a_dropped_keep_alive_is_retried_once_on_a_fresh_connection(
     upstream: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("FCC_UPSTREAM", upstream)
     with dropping_upstream() as (url, connections):
-        config = tmp_path / "config.yaml"
-        config.write_text(
-            "providers:\n  drop:\n    transport: openai_chat\n"
-            f"    base_url: {url}/v1\n    auth: none\n    local: true\n"
-            "tiers:\n  default: drop/m\n"
-        )
-        with serve(create_app(load_settings(config), KeyStore(environ={}))) as fcc:
+        with serve(create_app(load_settings(fcc_config(tmp_path, url)), KeyStore(environ={}))) as fcc:
             texts = []
             for _ in range(3):
                 response = httpx.post(
@@ -321,3 +336,51 @@ async def test_https_uses_fccs_trust_rules_and_plain_http_loads_no_trust_store(t
     async with httpx.AsyncClient(transport=AiohttpTransport(LIMITS)) as client:  # the default trust
         with pytest.raises(httpx.ConnectError):
             await client.post(f"https://127.0.0.1:{tls_port}/v1/chat/completions", content=b"{}")
+
+
+def pieces_of(body: bytes, cuts: list[int]) -> list[bytes]:
+    points = [0, *cuts, len(body)]
+    return [body[a:b] for a, b in itertools.pairwise(points)]
+
+
+@pytest.mark.parametrize("upstream", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+def test_text_cut_anywhere_across_reads_arrives_whole(
+    upstream: str, encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The upstream's reads end inside a character (2, 3 and 4 bytes) and carry a byte no
+    UTF-8 has: the client gets the text whole, the bad byte as U+FFFD, whether the stream is
+    sent as it is (read raw) or gzip-compressed (decoded by httpx)."""
+    monkeypatch.setenv("FCC_UPSTREAM", upstream)
+    text = "ä 你好 🎉 done"
+    chunk = {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+    sse_body = f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+    bad = b'data: {"choices":[{"index":0,"delta":{"content":"[\xff]"},"finish_reason":null}]}\n\n'
+    last = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    body = sse_body + bad + f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n".encode()
+    start = sse_body.index("ä".encode())
+    cuts = [start + 1, start + 5, start + 9, start + 15, len(sse_body) + bad.index(b"\xff") + 1]
+    if encoding == "gzip":
+        body = gzip.compress(body)
+        cuts = [len(body) // 3, 2 * len(body) // 3]
+    head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n"
+    head += "content-encoding: gzip\r\n" if encoding == "gzip" else ""
+
+    async def in_pieces(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(head.encode() + b"\r\n")
+        for piece in pieces_of(body, cuts):
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+            await asyncio.sleep(0.05)  # each piece is a read of its own
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        return False
+
+    with (
+        threaded(in_pieces) as (url, _),
+        serve(create_app(load_settings(fcc_config(tmp_path, url)), KeyStore(environ={}))) as fcc,
+        anthropic.Anthropic(base_url=fcc, api_key="x", max_retries=0) as sdk,
+        sdk.messages.stream(model="m", max_tokens=50, messages=[{"role": "user", "content": "hi"}]) as s,
+    ):
+        answer = s.get_final_message()
+    assert "".join(b.text for b in answer.content if b.type == "text") == text + "[\ufffd]"

@@ -86,7 +86,10 @@ class Pump:
         if self._pending is not None:
             future, self._pending = self._pending, None
             return await future
-        return await self._next()
+        while True:  # _next, inline: a coroutine call less per chunk
+            batch = await anext(self._source)
+            if batch:
+                return batch
 
     async def _next(self) -> list[Event]:
         while True:

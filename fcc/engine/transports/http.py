@@ -188,7 +188,10 @@ async def stream_turn(
             return
         decoder = SSEDecoder()
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        chunks = response.aiter_bytes()
+        # Without a content-encoding there is nothing to decode: the raw reads, one async
+        # generator less per chunk.
+        plain = "content-encoding" not in response.headers
+        chunks = response.aiter_raw() if plain else response.aiter_bytes()
         silence = Silence(timeouts.idle)
         try:
             while True:
@@ -203,7 +206,14 @@ async def stream_turn(
                     yield translator.abort(f"{who(turn)}: connection lost mid-answer ({type(exc).__name__})")
                     return
                 batch: list[Event] = []
-                for message in decoder.feed(text.decode(chunk)):
+                if text.buffer:  # a character cut across reads: the incremental decoder joins it
+                    decoded = text.decode(chunk)
+                else:
+                    try:
+                        decoded = chunk.decode()  # one C call for a read that ends on a whole character
+                    except UnicodeDecodeError:
+                        decoded = text.decode(chunk)  # a cut character or a bad byte (replaced)
+                for message in decoder.feed(decoded):
                     batch += _read(translator, turn, message)
                 if batch:
                     yield batch
