@@ -114,6 +114,7 @@ KEY_FRAMES = (
     ("per request", "AsyncConnectionPool._assign_requests_to_connections", "httpcore pool bookkeeping", ""),
     ("per request", "AppState.finish", "the request's end: release, record", ""),
     ("per chunk", "Response.aiter_bytes", "httpx's read of the upstream body (over the transport)", ""),
+    ("per chunk", "Response.aiter_raw", "httpx's raw read of the upstream body (nothing to decode)", ""),
     ("per chunk", "_Body.__aiter__", "aiohttp's read of the upstream body (aio.py)", "aio.py"),
     ("per chunk", "ResponseHandler.data_received", "aiohttp's protocol: the C parser on each read", ""),
     ("per chunk", "Silence.wait", "the idle watchdog around each upstream read", "transports/http.py"),
