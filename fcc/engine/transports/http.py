@@ -189,8 +189,9 @@ async def stream_turn(
         decoder = SSEDecoder()
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         # Without a content-encoding there is nothing to decode: the raw reads, one async
-        # generator less per chunk.
-        plain = "content-encoding" not in response.headers
+        # generator less per chunk. A response a transport built already read (httpx's
+        # MockTransport, say) has no raw reads left; aiter_bytes serves its content.
+        plain = "content-encoding" not in response.headers and not response.is_stream_consumed
         chunks = response.aiter_raw() if plain else response.aiter_bytes()
         silence = Silence(timeouts.idle)
         try:
