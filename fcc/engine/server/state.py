@@ -159,7 +159,7 @@ async def read_json(request: Request) -> JSON:
     return (await read_body(request))[0]
 
 
-async def read_body(request: Request) -> tuple[JSON, bytearray]:
+async def read_body(request: Request) -> tuple[JSON, bytes]:
     """The body as a JSON object and the bytes it was parsed from; ClientError if it is not
     one within the size limit."""
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -175,11 +175,16 @@ async def read_body(request: Request) -> tuple[JSON, bytearray]:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise too_big
-    raw = bytearray()
+    pieces: list[bytes] = []
+    size = 0
     async for piece in request.stream():
-        raw += piece
-        if len(raw) > limit:
+        size += len(piece)
+        if size > limit:
             raise too_big
+        if piece:
+            pieces.append(piece)
+    # uvicorn hands over a body it already has whole in one piece: kept as it is, not copied.
+    raw = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     try:
         data = toollist.parse_body(raw)  # most bodies: msgspec, and the checks below hold for them
     except wire.DecodeError:
@@ -189,7 +194,7 @@ async def read_body(request: Request) -> tuple[JSON, bytearray]:
     return data, raw
 
 
-def _stdlib_json(raw: bytearray) -> Any:
+def _stdlib_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
