@@ -9,7 +9,6 @@ grammar breaks, request-side crashes) beside the random properties that found th
 
 from __future__ import annotations
 
-import codecs
 import copy
 import itertools
 import json
@@ -545,14 +544,13 @@ def encode_sse(messages: list[SSEMessage], comments: list[str], eol: str) -> str
 
 
 def decode_bytes(raw: bytes, cuts: list[int]) -> list[SSEMessage]:
-    """As the transport does it: bytes in arbitrary pieces, incremental UTF-8, then flush."""
+    """As the transport does it: bytes in arbitrary pieces (feed_bytes), then flush."""
     decoder = SSEDecoder()
-    text = codecs.getincrementaldecoder("utf-8")(errors="replace")
     out: list[SSEMessage] = []
     points = sorted({c % (len(raw) + 1) for c in cuts} | {0, len(raw)})
     for a, b in itertools.pairwise(points):
-        out += decoder.feed(text.decode(raw[a:b]))
-    return out + decoder.feed(text.decode(b"", final=True)) + decoder.flush()
+        out += decoder.feed_bytes(raw[a:b])
+    return out + decoder.flush()
 
 
 @budget(300)
@@ -567,6 +565,19 @@ def test_sse_any_byte_split_decodes_the_same(
 ):
     raw = encode_sse(messages, comments, eol).encode()
     assert decode_bytes(raw, cuts) == decode_bytes(raw, []) == messages
+
+
+@budget(200)
+@given(
+    st.lists(st.binary(max_size=40), max_size=5),
+    st.lists(st.integers(0, 10**6), max_size=12),
+)
+def test_sse_any_bytes_cut_anywhere_decode_as_one_whole_decode(payloads: list[bytes], cuts: list[int]):
+    # Bytes no UTF-8 has and characters cut across reads: what feed_bytes gives, in pieces,
+    # is what decoding the whole stream at once (bad bytes as U+FFFD) gives.
+    raw = b"".join(b"data: " + p.replace(b"\n", b" ").replace(b"\r", b" ") + b"\n\n" for p in payloads)
+    whole = SSEDecoder()
+    assert decode_bytes(raw, cuts) == whole.feed(raw.decode("utf-8", "replace")) + whole.flush()
 
 
 @budget(200)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 
 
@@ -14,12 +15,25 @@ class SSEMessage:
 class SSEDecoder:
     """Splits a byte stream into events per the SSE spec (CRLF/LF/CR, comments, multi-line data)."""
 
-    __slots__ = ("_buffer", "_data", "_event")
+    __slots__ = ("_buffer", "_data", "_event", "_utf8")
 
     def __init__(self) -> None:
         self._buffer = ""
         self._event: str | None = None
         self._data: list[str] = []
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed_bytes(self, chunk: bytes) -> list[SSEMessage]:
+        """feed() for the bytes of one read: UTF-8, a character cut across reads joined, a byte
+        no UTF-8 has replaced (U+FFFD)."""
+        utf8 = self._utf8
+        if utf8.buffer:  # the rest of a character the last read cut
+            return self.feed(utf8.decode(chunk))
+        try:
+            text = chunk.decode()  # a read that ends on a whole character: one C call
+        except UnicodeDecodeError:
+            text = utf8.decode(chunk)  # a cut character (kept for the next read) or a bad byte
+        return self.feed(text)
 
     def feed(self, chunk: str) -> list[SSEMessage]:
         self._buffer += chunk
@@ -34,7 +48,7 @@ class SSEDecoder:
         return out
 
     def flush(self) -> list[SSEMessage]:
-        out: list[SSEMessage] = []
+        out = self.feed(self._utf8.decode(b"", final=True))  # a character cut at the very end
         if self._buffer:
             self._line(self._buffer.rstrip("\r"), out)
             self._buffer = ""

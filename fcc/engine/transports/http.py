@@ -9,7 +9,6 @@ grammar.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import email.utils
 import logging
 import time
@@ -187,7 +186,6 @@ async def stream_turn(
             yield events
             return
         decoder = SSEDecoder()
-        text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         # Without a content-encoding there is nothing to decode: the raw reads, one async
         # generator less per chunk. A response a transport built already read (httpx's
         # MockTransport, say) has no raw reads left; aiter_bytes serves its content.
@@ -207,21 +205,14 @@ async def stream_turn(
                     yield translator.abort(f"{who(turn)}: connection lost mid-answer ({type(exc).__name__})")
                     return
                 batch: list[Event] = []
-                if text.buffer:  # a character cut across reads: the incremental decoder joins it
-                    decoded = text.decode(chunk)
-                else:
-                    try:
-                        decoded = chunk.decode()  # one C call for a read that ends on a whole character
-                    except UnicodeDecodeError:
-                        decoded = text.decode(chunk)  # a cut character or a bad byte (replaced)
-                for message in decoder.feed(decoded):
+                for message in decoder.feed_bytes(chunk):
                     batch += _read(translator, turn, message)
                 if batch:
                     yield batch
         finally:
             silence.close()
         batch = []
-        for message in decoder.feed(text.decode(b"", final=True)) + decoder.flush():
+        for message in decoder.flush():
             batch += _read(translator, turn, message)
         batch += translator.finish()
         _log_notes(translator, turn)
