@@ -101,6 +101,13 @@ def test_only_the_last_lists_are_kept():
     assert toollist.shared(firsts[0]) is None and toollist.shared(firsts[-1]) is not None
     again = toollist.parse_body(b'{"tools":[{"name":"t0"}]}')["tools"]
     assert again is not firsts[0] and again == firsts[0]
+    # A forgotten list leaves no encoding behind: one per kept list, plus each translation.
+    target = Target("up-model", Quirks())
+    for listed in [again, *firsts[-3:]]:
+        to_openai({"messages": [{"role": "user", "content": "hi"}], "tools": listed}, target)
+    assert len(toollist._wire) == toollist.MAX_LISTS + 4
+    toollist.clear()
+    assert not toollist._wire and not toollist.known_lists()
 
 
 QUIRKS = [

@@ -41,13 +41,15 @@ _decode = msgspec.json.Decoder().decode
 class ToolList:
     """One distinct tools array: its bytes, its one parsed copy, and what was derived from it."""
 
-    __slots__ = ("_derived", "checked", "raw", "tools")
+    __slots__ = ("_derived", "_wired", "checked", "raw", "tools")
 
     def __init__(self, raw: bytes, tools: list[Any]) -> None:
         self.raw = raw
         self.tools = tools
         self.checked = False  # translate/validate.py found nothing wrong with it
         self._derived: dict[Hashable, Any] = {}
+        self._wired: list[int] = []  # its lists in _wire, to forget with it
+        self._register(tools)  # passed through as it is (anthropic_messages)
 
     def derived(self, key: Hashable, make: Callable[[list[Any]], T]) -> T:
         """`make(tools)`, computed once per key: `make` must depend on nothing but the tools
@@ -62,13 +64,12 @@ class ToolList:
         """A derived list that goes into an upstream body as it is: `encode_body` writes its
         JSON, encoded the first time, instead of encoding it again."""
 
-        def registered(tools: list[Any]) -> list[Any]:
-            value = make(tools)
-            _wire[id(value)] = [value, None]
-            self._derived[("wire", id(value))] = value  # for eviction: see _forget
-            return value
+        return self.derived(key, lambda tools: self._register(make(tools)))
 
-        return self.derived(key, registered)
+    def _register(self, value: list[Any]) -> list[Any]:
+        _wire[id(value)] = [value, None]
+        self._wired.append(id(value))
+        return value
 
 
 # The lists kept, least recently used first; by their JSON's length, then compared byte for
@@ -88,12 +89,9 @@ def parse_body(raw: bytes | bytearray) -> Any:
         return wire.fast_loads(raw)
     try:
         parts = _split(raw)
-    except msgspec.DecodeError:  # not an object (ValidationError), or not JSON: parse it whole
-        return wire.fast_loads(raw)
-    except RecursionError:
-        raise msgspec.DecodeError("nested too deeply") from None
-    try:
         return {key: _tools(value) if key == "tools" else _decode(value) for key, value in parts.items()}
+    except msgspec.DecodeError:  # not an object (ValidationError), or not JSON: the whole parse decides
+        return wire.fast_loads(raw)
     except RecursionError:
         raise msgspec.DecodeError("nested too deeply") from None
 
@@ -140,7 +138,6 @@ def _remember(known: ToolList) -> None:
     _lists[id(known)] = known
     _by_length.setdefault(len(known.raw), []).append(known)
     _by_identity[id(known.tools)] = known
-    _wire[id(known.tools)] = [known.tools, None]  # passed through as it is (anthropic_messages)
     while len(_lists) > MAX_LISTS:
         _forget(_lists.popitem(last=False)[1])
 
@@ -151,10 +148,8 @@ def _forget(known: ToolList) -> None:
     if not same:
         del _by_length[len(known.raw)]
     del _by_identity[id(known.tools)]
-    _wire.pop(id(known.tools), None)
-    for key in list(known._derived):
-        if isinstance(key, tuple) and key[:1] == ("wire",):
-            _wire.pop(key[1], None)
+    for key in known._wired:
+        del _wire[key]
 
 
 def known_lists() -> list[ToolList]:
@@ -163,6 +158,5 @@ def known_lists() -> list[ToolList]:
 
 
 def clear() -> None:
-    for known in list(_lists.values()):
-        _forget(known)
-    _lists.clear()
+    while _lists:
+        _forget(_lists.popitem()[1])
