@@ -86,10 +86,7 @@ class Pump:
         if self._pending is not None:
             future, self._pending = self._pending, None
             return await future
-        while True:  # _next, inline: a coroutine call less per chunk
-            batch = await anext(self._source)
-            if batch:
-                return batch
+        return await self._next()
 
     async def _next(self) -> list[Event]:
         while True:
