@@ -7,11 +7,11 @@ import logging
 import os
 import re
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
+from msgspec.structs import asdict
 from rich.console import Console
 from rich.table import Table
 

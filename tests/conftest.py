@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 from syrupy.assertion import SnapshotAssertion
 from syrupy.extensions.amber import AmberSnapshotExtension
+from syrupy.extensions.amber.serializer import AmberDataSerializer
 
 from fcc.engine.catalog.config import Settings, load_settings
 from fcc.engine.catalog.secrets import KeyStore
@@ -96,9 +99,28 @@ def fcc_url(replay_settings: Settings) -> Iterator[str]:
         yield url
 
 
+class _Serializer(AmberDataSerializer):
+    """fcc's values are msgspec Structs: pinned as syrupy pins a dataclass (its fields by
+    name), so a snapshot says what a value holds, not how its class is declared."""
+
+    @classmethod
+    def _assign_serialize_method(cls, data: Any) -> Callable[..., str]:
+        if isinstance(data, msgspec.Struct):
+            return cls.serialize_struct
+        return super()._assign_serialize_method(data)
+
+    @classmethod
+    def serialize_struct(cls, data: msgspec.Struct, **kwargs: Any) -> str:
+        keys = sorted(data.__struct_fields__)
+        return cls.serialize_custom_iterable(
+            data=data, resolve_entries=(keys, getattr, None), separator="=", **kwargs
+        )
+
+
 class _SnapshotsDir(AmberSnapshotExtension):
     # Pinned translations live in tests/snapshots/, as the layout says.
     snapshot_dirname = "snapshots"
+    serializer_class = _Serializer
 
 
 @pytest.fixture

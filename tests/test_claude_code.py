@@ -57,10 +57,10 @@ def test_tool_round_trip(claude: Path, fcc_url: str, tmp_path: Path, live_upstre
 
 
 def test_auth_token_enforced(claude: Path, replay_settings: Settings, tmp_path: Path):
-    import dataclasses
+    import msgspec
 
-    server = dataclasses.replace(replay_settings.server, auth_token="s3cret-token")
-    settings = dataclasses.replace(replay_settings, server=server)
+    server = msgspec.structs.replace(replay_settings.server, auth_token="s3cret-token")
+    settings = msgspec.structs.replace(replay_settings, server=server)
     with serve(create_app(settings, KeyStore(environ={}))) as url:
         ok = run_claude(
             claude, url, tmp_path, "say hello", "--model", "claude-haiku-4-5", token="s3cret-token"

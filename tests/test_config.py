@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from fcc.engine.catalog.config import (
@@ -200,7 +200,7 @@ providers:
     providers = load_settings(path).providers
     ollama, before = providers["ollama"], builtin["ollama"]
     assert ollama.base_url == "http://gpu-box:11434"
-    assert dataclasses.replace(ollama, base_url=before.base_url, source=before.source) == before
+    assert msgspec.structs.replace(ollama, base_url=before.base_url, source=before.source) == before
     assert ollama.source == str(path)
 
     nim = providers["nvidia_nim"]
@@ -210,7 +210,7 @@ providers:
 
     gemini, gemini_before = providers["gemini"], builtin["gemini"]
     assert gemini.quirks.top_k is True
-    assert gemini.quirks == dataclasses.replace(gemini_before.quirks, top_k=True)
+    assert gemini.quirks == msgspec.structs.replace(gemini_before.quirks, top_k=True)
 
     assert providers["groq"] == builtin["groq"]  # untouched ones stay as shipped
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import anthropic
 import httpx
+import msgspec
 import pytest
 
 from fcc.engine.catalog.config import load_settings
@@ -206,8 +206,8 @@ def test_unreachable_backend_names_provider_url_and_fix(tmp_path: Path, live_ups
     path = replay_config(tmp_path, live_upstream.upstream_url)
     path.write_text(path.read_text() + "  \n")
     settings = load_settings(path)
-    provider = dataclasses.replace(settings.providers["replay"], base_url=dead + "/v1")
-    settings = dataclasses.replace(settings, providers={**settings.providers, "replay": provider})
+    provider = msgspec.structs.replace(settings.providers["replay"], base_url=dead + "/v1")
+    settings = msgspec.structs.replace(settings, providers={**settings.providers, "replay": provider})
     with serve(create_app(settings, KeyStore(environ={}))) as url:
         response, _ = raw_stream(url, "claude-haiku-4-5")
     assert response.status_code == 502

@@ -3,10 +3,10 @@ rules of PROTOCOL.md G.1/G.4 one by one."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from fcc.engine.catalog.config import load_settings
@@ -422,7 +422,7 @@ def test_anthropic_upstream_policy():
 def test_translation_does_not_mutate_the_clients_request():
     body = recorded("cc2.1.330-main-tool-turn2-result")
     before = json.dumps(body, sort_keys=True)
-    to_openai(body, dataclasses.replace(_target(), thinking=True))
+    to_openai(body, msgspec.structs.replace(_target(), thinking=True))
     to_anthropic_upstream(
         body, "m", Quirks(fold_system_messages=True, drop_fields=frozenset({"tools"})), True, 10
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from fcc.engine.catalog import config as config_mod
 from fcc.engine.catalog.documents import SCHEMA_KINDS, parse, validate
@@ -12,8 +13,7 @@ from fcc.engine.catalog.resources import catalog_dir
 from fcc.engine.errors import ConfigError, Problem
 
 
-@dataclass(frozen=True, slots=True)
-class CheckReport:
+class CheckReport(msgspec.Struct, frozen=True):
     files: tuple[str, ...]
     problems: tuple[Problem, ...]
 

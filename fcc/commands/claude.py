@@ -23,9 +23,10 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+
+import msgspec
 
 from fcc.engine.catalog.config import Settings, state_dir
 from fcc.engine.errors import FccError
@@ -41,8 +42,7 @@ class LaunchError(FccError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(msgspec.Struct, frozen=True):
     tokens: int
     output: int | None  # CLAUDE_CODE_MAX_OUTPUT_TOKENS to set (None: the client's default)
     smallest: str | None  # the model it comes from (None: no window known)

@@ -18,9 +18,10 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import msgspec
 
 from fcc.engine.catalog.config import ModelRef, Settings
 from fcc.engine.catalog.providers import Provider
@@ -51,8 +52,7 @@ def claude_code_tools() -> list[JSON]:
     return tools
 
 
-@dataclass(slots=True)
-class Check:
+class Check(msgspec.Struct):
     ok: bool
     detail: str
     kind: str = "ok"  # why it failed: key, model, unreachable, busy, rejected, no_call, text_call…
@@ -64,13 +64,12 @@ class Check:
         return out
 
 
-@dataclass(slots=True)
-class Report:
+class Report(msgspec.Struct):
     model: str
-    checks: dict[str, Check] = field(default_factory=dict)
+    checks: dict[str, Check] = msgspec.field(default_factory=dict)
     ttft_ms: float | None = None
     tokens_per_s: float | None = None
-    checked: float = field(default_factory=time.time)
+    checked: float = msgspec.field(default_factory=time.time)
     slow_ttft_ms: float = SLOW_TTFT_MS
     slow_tokens_per_s: float = SLOW_TOKENS_PER_S
 
@@ -106,8 +105,7 @@ class Report:
         }
 
 
-@dataclass(slots=True)
-class Answer:
+class Answer(msgspec.Struct):
     message: JSON | None = None
     error: UpstreamError | None = None
     problem: str | None = None  # the stream broke after it began (an error event)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from fcc.engine.catalog.providers import Provider
 from fcc.engine.catalog.resources import schema_path
@@ -50,8 +51,7 @@ tiers:
 """
 
 
-@dataclass(frozen=True, slots=True)
-class InitResult:
+class InitResult(msgspec.Struct, frozen=True):
     directory: Path
     written: tuple[Path, ...]
 

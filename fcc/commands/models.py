@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from fcc.engine.catalog.config import Settings
 from fcc.engine.catalog.secrets import KeyStore
@@ -13,8 +14,7 @@ if TYPE_CHECKING:
     from fcc.engine.routing.evidence import Finding
 
 
-@dataclass(frozen=True, slots=True)
-class TierRow:
+class TierRow(msgspec.Struct, frozen=True):
     tier: str
     route: str
     origin: str
@@ -23,8 +23,7 @@ class TierRow:
     strategy: str = "ordered"
 
 
-@dataclass(frozen=True, slots=True)
-class RuleRow:
+class RuleRow(msgspec.Struct, frozen=True):
     name: str
     when: str
     use: tuple[str, ...]
@@ -32,8 +31,7 @@ class RuleRow:
     thinking: str
 
 
-@dataclass(frozen=True, slots=True)
-class DoctorRow:
+class DoctorRow(msgspec.Struct, frozen=True):
     model: str
     verdict: str
     failing: str | None
@@ -42,8 +40,7 @@ class DoctorRow:
     checked: float
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderRow:
+class ProviderRow(msgspec.Struct, frozen=True):
     id: str
     name: str
     transport: str
@@ -55,8 +52,7 @@ class ProviderRow:
     free_tier: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeRow:
+class ProbeRow(msgspec.Struct, frozen=True):
     name: str
     active: bool
     answer: str

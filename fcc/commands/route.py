@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from fcc.engine.catalog.config import Settings
 from fcc.engine.errors import ClientError, FccError
@@ -27,8 +28,7 @@ class RequestFileError(FccError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Explanation:
+class Explanation(msgspec.Struct, frozen=True):
     rule: str | None
     tier: str | None
     strategy: str

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
+
+import msgspec
 
 from fcc.engine.catalog.providers import Quirks
 from fcc.engine.translate.anthropic_stream import AnthropicStreamNormalizer
@@ -35,7 +36,7 @@ def run(translator: StreamTranslator, raw: str, split: int | None = None) -> lis
 def openai(name: str, split: int | None = None, **options: Any) -> list[Event]:
     raw = (CORPUS / "openai" / f"{name}.sse").read_text(encoding="utf-8")
     base = StreamOptions(message_id="msg_test", model="claude-test", quirks=Quirks(), input_estimate=100)
-    return run(_Lines(OpenAIStreamTranslator(dataclasses.replace(base, **options))), raw, split)
+    return run(_Lines(OpenAIStreamTranslator(msgspec.structs.replace(base, **options))), raw, split)
 
 
 def anthropic(name: str, split: int | None = None) -> list[Event]:

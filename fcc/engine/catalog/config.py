@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast
+
+import msgspec
 
 from fcc.engine.catalog.cache import MISS, DocumentCache, NoCache
 from fcc.engine.catalog.documents import Document, iter_yaml, parse, validate
@@ -32,8 +33,7 @@ def default_config_path() -> Path:
     return Path(explicit) if explicit else config_dir() / "config.yaml"
 
 
-@dataclass(frozen=True, slots=True)
-class ModelRef:
+class ModelRef(msgspec.Struct, frozen=True):
     provider: str
     model: str
 
@@ -46,8 +46,7 @@ class ModelRef:
         return f"{self.provider}/{self.model}"
 
 
-@dataclass(frozen=True, slots=True)
-class TierRoute:
+class TierRoute(msgspec.Struct, frozen=True):
     tier: str
     target: ModelRef
     origin: Origin
@@ -56,8 +55,7 @@ class TierRoute:
     strategy: Strategy = "ordered"
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(msgspec.Struct, frozen=True):
     """One routing rule of config.yaml's routes: (routing/rules.py interprets it)."""
 
     name: str
@@ -68,8 +66,7 @@ class Rule:
     description: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class ServerSettings:
+class ServerSettings(msgspec.Struct, frozen=True):
     host: str = "127.0.0.1"
     port: int = 8082
     auth_token: str | None = None
@@ -98,8 +95,7 @@ def state_dir() -> Path:
     return Path(base) / CONFIG_DIR_NAME
 
 
-@dataclass(frozen=True, slots=True)
-class StateSettings:
+class StateSettings(msgspec.Struct, frozen=True):
     backend: StoreBackend = "sqlite"
     path: Path | None = None  # sqlite; None: state_dir()/fcc.db
     url: str | None = None  # redis: redis://host:port/db
@@ -130,17 +126,15 @@ def without_password(url: str) -> str:
     return f"{head.split('//')[0]}//…@{tail}" if sep else url
 
 
-@dataclass(frozen=True, slots=True)
-class Overrides:
+class Overrides(msgspec.Struct, frozen=True):
     """What the command line says; None means 'not given'."""
 
     host: str | None = None
     port: int | None = None
-    tiers: Mapping[str, str] = field(default_factory=dict)
+    tiers: Mapping[str, str] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(msgspec.Struct, frozen=True):
     server: ServerSettings
     tiers: Mapping[str, TierRoute]
     providers: Mapping[str, Provider]
@@ -149,7 +143,7 @@ class Settings:
     config_path: str | None
     config_dir: Path
     routes: tuple[Rule, ...] = ()
-    state: StateSettings = field(default_factory=StateSettings)
+    state: StateSettings = msgspec.field(default_factory=StateSettings)
 
     def routed(self) -> list[ModelRef]:
         """Every model the config can send to (tiers, their fallbacks, rules), in order, once."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Literal, cast
+
+import msgspec
 
 from fcc.engine.types import JSON, AuthStyle, TransportName
 
@@ -15,8 +16,7 @@ ReasoningEcho = Literal["none", "reasoning_content", "reasoning"]
 DayReset = Literal["utc_midnight", "rolling_24h"]
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(msgspec.Struct, frozen=True):
     requests_per_minute: int | None = None
     concurrent_streams: int | None = None
     requests_per_day: int | None = None
@@ -36,8 +36,7 @@ class Limits:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class ModelInfo:
+class ModelInfo(msgspec.Struct, frozen=True):
     id: str
     display_name: str | None = None
     context_window: int | None = None
@@ -49,8 +48,7 @@ class ModelInfo:
     limits: Limits | None = None  # this model's own limits, beside the provider's
 
 
-@dataclass(frozen=True, slots=True)
-class Quirks:
+class Quirks(msgspec.Struct, frozen=True):
     max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     max_output_tokens: int | None = None
     stream_options: bool = True
@@ -73,8 +71,7 @@ class Quirks:
     tool_call_ids: Literal["keep", "alnum9"] = "keep"
 
 
-@dataclass(frozen=True, slots=True)
-class Timeouts:
+class Timeouts(msgspec.Struct, frozen=True):
     connect: float
     first_byte: float
     idle: float
@@ -89,8 +86,7 @@ def sees_images(info: ModelInfo | None, quirks: Quirks) -> bool:
     return info.vision if info is not None and info.vision is not None else quirks.vision
 
 
-@dataclass(frozen=True, slots=True)
-class Provider:
+class Provider(msgspec.Struct, frozen=True):
     id: str
     display_name: str
     transport: TransportName
@@ -102,8 +98,8 @@ class Provider:
     query: tuple[tuple[str, str], ...] = ()
     local: bool = False
     models: tuple[ModelInfo, ...] = ()
-    quirks: Quirks = field(default_factory=Quirks)
-    limits: Limits = field(default_factory=Limits)
+    quirks: Quirks = msgspec.field(default_factory=Quirks)
+    limits: Limits = msgspec.field(default_factory=Limits)
     timeouts: Timeouts = HOSTED_TIMEOUTS
     free_tier: str | None = None
     docs: str | None = None

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from fcc.engine.request.conditions import Conditions, conditions_from_data
 from fcc.engine.types import JSON
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(msgspec.Struct, frozen=True):
     text: str | None = None
     function: str | None = None  # a name in answers.ANSWERS
     empty: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Probe:
+class Probe(msgspec.Struct, frozen=True):
     name: str
     match: Conditions
     answer: Answer

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from typing import Any, Literal
+
+import msgspec
 
 from fcc.engine.request.features import Features
 from fcc.engine.translate.openai_request import system_text, text_of
 from fcc.engine.types import JSON
 
 
-@dataclass(frozen=True, slots=True)
-class Count:
+class Count(msgspec.Struct, frozen=True):
     min: int | None = None
     max: int | None = None
 
@@ -28,8 +28,7 @@ class Count:
         return (self.min is None or n >= self.min) and (self.max is None or n <= self.max)
 
 
-@dataclass(frozen=True, slots=True)
-class TextRule:
+class TextRule(msgspec.Struct, frozen=True):
     equals: str | None = None
     starts_with: str | None = None
     ends_with: str | None = None
@@ -53,8 +52,7 @@ class TextRule:
 ToolsRule = Literal["none", "any"] | frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
-class Conditions:
+class Conditions(msgspec.Struct, frozen=True):
     # What the request asks for (read from Features).
     family: frozenset[str] | None = None
     model: tuple[str, ...] | None = None  # globs on the requested name, case-insensitive
@@ -87,7 +85,7 @@ ALWAYS = Conditions()
 def describe(c: Conditions) -> str:
     """The conditions in a line a person reads (fcc models, fcc route)."""
     parts: list[str] = []
-    for name in Conditions.__slots__:
+    for name in Conditions.__struct_fields__:
         value = getattr(c, name)
         if value is None or value == ():
             continue
@@ -98,7 +96,11 @@ def describe(c: Conditions) -> str:
         elif isinstance(value, tuple):
             parts.append(f"{name}={','.join(map(str, value))}")
         elif isinstance(value, TextRule):
-            rule = {k: getattr(value, k) for k in TextRule.__slots__ if getattr(value, k) not in (None, ())}
+            rule = {
+                k: getattr(value, k)
+                for k in TextRule.__struct_fields__
+                if getattr(value, k) not in (None, ())
+            }
             shown = ", ".join(
                 f"{k} {v.pattern if isinstance(v, re.Pattern) else v!r}" for k, v in rule.items()
             )

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 from fcc.engine.translate import toollist
 from fcc.engine.translate.openai_request import BILLING_PREFIX, thinking_requested
@@ -37,8 +38,7 @@ def family_of(model_name: str) -> Family | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Features:
+class Features(msgspec.Struct, frozen=True):
     model: str  # what the client asked for
     family: Family | None
     stream: bool

@@ -13,7 +13,8 @@ catalog knows nothing about are assumed to fit.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 from fcc.engine.catalog.providers import sees_images
 from fcc.engine.errors import ClientError
@@ -25,8 +26,7 @@ from fcc.engine.routing.router import Candidate, Route
 MIN_OUTPUT = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Learned:
+class Learned(msgspec.Struct, frozen=True):
     """Evidence from elsewhere (the doctor's last run) against a candidate."""
 
     reason: str
@@ -36,8 +36,7 @@ class Learned:
 Evidence = Callable[[Candidate, Features], Learned | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
+class Attempt(msgspec.Struct, frozen=True):
     """A candidate to try, and how the request must be changed for it."""
 
     candidate: Candidate
@@ -45,8 +44,7 @@ class Attempt:
     images_as_text: bool = False  # the model cannot see: images become a note
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True):
     model: str  # PROVIDER/MODEL
     ok: bool
     reason: str | None = None
@@ -55,8 +53,7 @@ class Verdict:
         return {"model": self.model, "ok": self.ok, "reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(msgspec.Struct, frozen=True):
     attempts: tuple[Attempt, ...]  # what to try, in the route's order (strategies reorder)
     verdicts: tuple[Verdict, ...]  # one per candidate of the route, for the record and fcc route
     error: ClientError | None = None  # nothing can take the request: what the client hears
@@ -66,8 +63,7 @@ class Plan:
         return tuple(v for v in self.verdicts if not v.ok)
 
 
-@dataclass(frozen=True, slots=True)
-class _Fit:
+class _Fit(msgspec.Struct, frozen=True):
     reasons: tuple[str, ...]  # why it cannot take the request as sent
     max_tokens: int | None = None  # it can, with this many output tokens at most
     images_as_text: bool = False  # it can, without the images

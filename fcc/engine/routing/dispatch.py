@@ -13,9 +13,9 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass, field
 
 import httpx
+import msgspec
 
 from fcc.engine.catalog.providers import Provider
 from fcc.engine.catalog.secrets import KeyStore
@@ -35,8 +35,7 @@ from fcc.engine.transports.http import stream_turn, who
 from fcc.engine.types import JSON, TransportName
 
 
-@dataclass(slots=True)
-class TurnRecord:
+class TurnRecord(msgspec.Struct):
     """What happened to one request: for the log line (never any prompt text)."""
 
     requested: str
@@ -44,10 +43,10 @@ class TurnRecord:
     rule: str | None = None  # the routing rule that decided (or tier:NAME, direct)
     session: str | None = None
     stream: bool = False
-    arrived: float = field(default_factory=time.time)
-    started: float = field(default_factory=time.perf_counter)
+    arrived: float = msgspec.field(default_factory=time.time)
+    started: float = msgspec.field(default_factory=time.perf_counter)
     upstream_s: float = 0.0  # time spent waiting on upstreams: the rest is fcc's own
-    attempts: list[str] = field(default_factory=list)
+    attempts: list[str] = msgspec.field(default_factory=list)
     served_by: str | None = None
     first_token: float | None = None
     status: int = 200
@@ -101,8 +100,7 @@ def new_message_id() -> str:
     return "msg_fcc" + secrets.token_hex(12)
 
 
-@dataclass(slots=True)
-class Request:
+class Request(msgspec.Struct):
     body: JSON  # the client's request, parsed (see `for_attempt`)
     features: Features
     route: Route

@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 from fcc.engine.request.features import Features
 from fcc.engine.routing.candidates import Evidence, Learned
@@ -25,8 +26,7 @@ KEEP = 90 * 86_400.0  # how long a doctor result is kept
 LASTING = ("key", "model", "unreachable")
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(msgspec.Struct, frozen=True):
     model: str
     verdict: str
     checked: float  # epoch seconds

@@ -4,7 +4,7 @@ the text conditions) and the settings in, a Route out; no I/O, no clock."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from fcc.engine.catalog.config import ModelRef, Rule, Settings
 from fcc.engine.catalog.providers import Provider
@@ -13,8 +13,7 @@ from fcc.engine.request.features import Features, family_of
 from fcc.engine.types import JSON, Strategy
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(msgspec.Struct, frozen=True):
     provider: Provider
     model: str
 
@@ -23,8 +22,7 @@ class Candidate:
         return f"{self.provider.id}/{self.model}"
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     requested: str
     tier: str | None  # the tier it came from (None: a direct slug, or a rule's chain)
     candidates: tuple[Candidate, ...]

@@ -14,7 +14,7 @@ every provider that has a key or runs locally. Built once per settings, answered
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from fcc.engine.catalog.config import ModelRef, Settings
 from fcc.engine.catalog.providers import ModelInfo, Provider
@@ -54,8 +54,7 @@ def _facts(ref: str, info: ModelInfo | None, extra: str = "") -> str:
     return " · ".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
-class ModelList:
+class ModelList(msgspec.Struct, frozen=True):
     entries: tuple[JSON, ...]
 
     def page(self, limit: int, after: str | None, before: str | None) -> JSON:

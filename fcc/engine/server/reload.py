@@ -14,8 +14,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from fcc.engine.catalog.config import Overrides, Settings, default_config_path, load_settings
 from fcc.engine.catalog.secrets import ENV_FILE_NAME, KeyStore
@@ -26,8 +27,7 @@ log = logging.getLogger("fcc.reload")
 POLL = 1.0  # seconds between looks at the documents' sizes and times
 
 
-@dataclass(frozen=True, slots=True)
-class Reload:
+class Reload(msgspec.Struct, frozen=True):
     time: float
     ok: bool
     trigger: str  # a file changed, SIGHUP, POST /admin/reload
@@ -44,12 +44,11 @@ class Reload:
         }
 
 
-@dataclass(slots=True)
-class Source:
+class Source(msgspec.Struct):
     """Where the settings came from, to read them again the same way."""
 
     config: Path | None  # the --config given (None: the default path)
-    overrides: Overrides = field(default_factory=Overrides)
+    overrides: Overrides = msgspec.field(default_factory=Overrides)
     keys_from_file: bool = True  # the key store reads keys.env (tests give one of their own)
 
     def paths(self, settings: Settings) -> tuple[list[Path], list[Path]]:

@@ -4,8 +4,9 @@ every worker sharing it, today (UTC) for totals, the last hour for the chart."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import asdict
 from datetime import UTC, datetime
+
+from msgspec.structs import asdict
 
 from fcc import __version__
 from fcc.commands.models import rule_rows, tier_rows

@@ -8,9 +8,9 @@ import ipaddress
 import json
 import logging
 import math
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,19 +35,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("fcc.request")
 
 
-@dataclass(slots=True)
-class AppState:
+class AppState(msgspec.Struct):
     settings: Settings
     keys: KeyStore
     state: StateService
     probes: tuple[Probe, ...] = ()
     dispatcher: Dispatcher | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    tool_sizes: ToolSizes = field(default_factory=ToolSizes)
+    tool_sizes: ToolSizes = msgspec.field(default_factory=ToolSizes)
     evidence: Evidence | None = None  # what the doctor learned (a reason to skip a candidate)
-    doctor: dict[str, str] = field(default_factory=dict)  # its stored results, by PROVIDER/MODEL
-    findings: dict[str, Finding] = field(default_factory=dict)  # the same, parsed once
-    models: ModelList = field(default_factory=lambda: ModelList(()))  # what GET /v1/models lists
+    doctor: dict[str, str] = msgspec.field(default_factory=dict)  # its stored results, by PROVIDER/MODEL
+    findings: dict[str, Finding] = msgspec.field(default_factory=dict)  # the same, parsed once
+    models: ModelList = msgspec.field(default_factory=lambda: ModelList(()))  # what GET /v1/models lists
     reloaded: Reload | None = None  # the last reload of the documents, for the log and the dashboard
 
     def use(self, settings: Settings, keys: KeyStore) -> None:

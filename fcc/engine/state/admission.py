@@ -11,9 +11,11 @@ path.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple, Protocol
+
+import msgspec
+from msgspec.structs import asdict, replace
 
 from fcc.engine.catalog.providers import DayReset, Limits
 from fcc.engine.state.tally import day_of
@@ -27,16 +29,14 @@ QUOTA_TTL = 2 * DAY  # a daily quota's bucket, whatever the retention (a rolling
 BUSY_RETRY = 0.25  # a stream ends when it ends: look again soon
 
 
-@dataclass(frozen=True, slots=True)
-class CircuitPolicy:
+class CircuitPolicy(msgspec.Struct, frozen=True):
     window: float = 60.0  # failures counted over this many seconds
     threshold: int = 3  # this many open the circuit
     cooldown: float = 30.0  # for this long, growing on repeats up to ten times
     trial_ttl: float = 600.0  # a half-open trial that never reports back frees up after this
 
 
-@dataclass(frozen=True, slots=True)
-class CircuitState:
+class CircuitState(msgspec.Struct, frozen=True):
     failures: tuple[float, ...] = ()
     open_until: float = 0.0
     trial_until: float = 0.0  # a half-open trial request is in flight until then
@@ -95,19 +95,17 @@ def circuit_from_json(text: str | bytes) -> CircuitState:
     data = json.loads(text)
     failures = data.get("failures") or ()
     data["failures"] = tuple(failures) if isinstance(failures, list) else ()
-    return CircuitState(**{k: v for k, v in data.items() if k in CircuitState.__slots__})
+    return CircuitState(**{k: v for k, v in data.items() if k in CircuitState.__struct_fields__})
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
+class Scope(msgspec.Struct, frozen=True):
     """Limits kept under one key: a provider's, or one model's of a provider."""
 
     key: str
     limits: Limits
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class Check(msgspec.Struct, frozen=True):
     candidate: str  # PROVIDER/MODEL: its circuit
     scopes: tuple[Scope, ...]
 
@@ -119,16 +117,14 @@ def check_for(provider: str, model: str, provider_limits: Limits, model_limits: 
     return Check(f"{provider}/{model}", tuple(scopes))
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
+class Lease(msgspec.Struct, frozen=True):
     keys: tuple[str, ...]  # the scopes whose concurrency slot it holds
     id: str
     trial: str | None = None  # the candidate whose half-open trial it is
     local: bool = False  # taken while the shared store was away (resilient mode)
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(msgspec.Struct, frozen=True):
     wait: float  # 0: admitted
     reason: str | None = None  # why not: for the 429 message and fcc route
     lease: Lease | None = None
@@ -269,8 +265,7 @@ def _scope_waits(view: View, scope: Scope, now: float) -> list[Wait]:
     return out
 
 
-@dataclass(slots=True)
-class Usage:
+class Usage(msgspec.Struct):
     """Today's use against one scope's daily quota (dashboard, /metrics)."""
 
     key: str

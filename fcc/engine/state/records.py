@@ -8,16 +8,17 @@ import json
 import logging
 import os
 import threading
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+from msgspec.structs import asdict
+
 log = logging.getLogger("fcc.request")
 
 
-@dataclass(frozen=True, slots=True)
-class RequestRecord:
+class RequestRecord(msgspec.Struct, frozen=True):
     time: float  # epoch seconds when the request arrived
     session: str | None
     model: str
@@ -53,7 +54,7 @@ class RequestRecord:
 
 def record_from_wire(data: dict[str, Any]) -> RequestRecord:
     """A record as wire() wrote it (the stores keep that form)."""
-    fields: dict[str, Any] = {k: data.get(k) for k in RequestRecord.__slots__}
+    fields: dict[str, Any] = {k: data.get(k) for k in RequestRecord.__struct_fields__}
     fields["time"] = datetime.fromisoformat(data["time"]).timestamp()
     fields["attempts"] = tuple(data.get("attempts") or ())
     fields["skipped"] = tuple(data.get("skipped") or ())

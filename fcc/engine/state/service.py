@@ -18,8 +18,9 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
+
+import msgspec
 
 from fcc.engine.catalog.providers import Provider
 from fcc.engine.state.admission import (
@@ -49,8 +50,7 @@ REFRESH_EVERY = 300.0
 PRUNE_EVERY = 3600.0
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
+class Health(msgspec.Struct, frozen=True):
     backend: str
     degraded: bool
     message: str | None

@@ -11,8 +11,9 @@ atomic call per attempt.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Protocol
+
+import msgspec
 
 from fcc.engine.errors import FccError
 from fcc.engine.state.admission import Admission, Check, CircuitPolicy, CircuitState, Lease, Scope, Usage
@@ -30,8 +31,7 @@ class StoreUnavailable(StoreError):
     """A shared store went away while serving (Redis): the caller may go on without it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(msgspec.Struct, frozen=True):
     bucket: str  # a day (YYYY-MM-DD) or an epoch minute
     dim: str
     key: str

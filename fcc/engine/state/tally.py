@@ -7,8 +7,9 @@ from __future__ import annotations
 import functools
 from bisect import bisect_left
 from collections import defaultdict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import msgspec
 
 from fcc.engine.state.records import RequestRecord
 
@@ -42,14 +43,19 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-@dataclass(slots=True)
-class Increments:
-    days: dict[Key, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
-    minutes: dict[Key, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
-    last_seen: dict[Key, float] = field(default_factory=dict)  # (day, "session", id) → time
-    counters: dict[tuple[str, str], float] = field(default_factory=lambda: defaultdict(float))
-    tokens: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))  # (scope, bucket)
-    records: list[RequestRecord] = field(default_factory=list)
+class Increments(msgspec.Struct):
+    days: dict[Key, dict[str, int]] = msgspec.field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+    minutes: dict[Key, dict[str, int]] = msgspec.field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+    last_seen: dict[Key, float] = msgspec.field(default_factory=dict)  # (day, "session", id) → time
+    counters: dict[tuple[str, str], float] = msgspec.field(default_factory=lambda: defaultdict(float))
+    tokens: dict[tuple[str, str], int] = msgspec.field(
+        default_factory=lambda: defaultdict(int)
+    )  # (scope, bucket)
+    records: list[RequestRecord] = msgspec.field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.records or self.tokens)

@@ -16,8 +16,9 @@ out follows the same rules as the openai_chat path:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any, cast
+
+import msgspec
 
 from fcc.engine.translate.events import (
     DELTA_FIELD,
@@ -83,11 +84,10 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-@dataclass(slots=True)
-class _HeldTool:
+class _HeldTool(msgspec.Struct):
     index: int  # upstream index
     block: JSON
-    parts: list[str] = field(default_factory=list)
+    parts: list[str] = msgspec.field(default_factory=list)
 
 
 class AnthropicStreamNormalizer:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Literal
+
+import msgspec
 
 from fcc.engine.translate.tool_input import input_object
 from fcc.engine.translate.wire import dumps
@@ -34,8 +35,7 @@ def count(value: object) -> int:
     return 0
 
 
-@dataclass(slots=True)
-class Usage:
+class Usage(msgspec.Struct):
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int | None = None
@@ -50,11 +50,10 @@ class Usage:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class MessageStart:
+class MessageStart(msgspec.Struct, frozen=True):
     id: str
     model: str
-    usage: Usage = field(default_factory=Usage)
+    usage: Usage = msgspec.field(default_factory=Usage)
     type: str = "message_start"
 
     def wire(self) -> JSON:
@@ -73,8 +72,7 @@ class MessageStart:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class BlockStart:
+class BlockStart(msgspec.Struct, frozen=True):
     index: int
     block: JSON  # the content_block as the wire has it: {"type": "text", "text": ""} …
     type: str = "content_block_start"
@@ -83,8 +81,7 @@ class BlockStart:
         return {"type": "content_block_start", "index": self.index, "content_block": self.block}
 
 
-@dataclass(frozen=True, slots=True)
-class Delta:
+class Delta(msgspec.Struct, frozen=True):
     index: int
     kind: DeltaKind
     value: str
@@ -95,8 +92,7 @@ class Delta:
         return {"type": "content_block_delta", "index": self.index, "delta": delta}
 
 
-@dataclass(frozen=True, slots=True)
-class RawDelta:
+class RawDelta(msgspec.Struct, frozen=True):
     """A delta fcc does not interpret (citations_delta…), passed on as it came."""
 
     index: int
@@ -107,8 +103,7 @@ class RawDelta:
         return {"type": "content_block_delta", "index": self.index, "delta": self.delta}
 
 
-@dataclass(frozen=True, slots=True)
-class BlockStop:
+class BlockStop(msgspec.Struct, frozen=True):
     index: int
     type: str = "content_block_stop"
 
@@ -116,8 +111,7 @@ class BlockStop:
         return {"type": "content_block_stop", "index": self.index}
 
 
-@dataclass(frozen=True, slots=True)
-class MessageDelta:
+class MessageDelta(msgspec.Struct, frozen=True):
     stop_reason: str | None
     usage: Usage
     stop_sequence: str | None = None
@@ -131,24 +125,21 @@ class MessageDelta:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class MessageStop:
+class MessageStop(msgspec.Struct, frozen=True):
     type: str = "message_stop"
 
     def wire(self) -> JSON:
         return {"type": "message_stop"}
 
 
-@dataclass(frozen=True, slots=True)
-class Ping:
+class Ping(msgspec.Struct, frozen=True):
     type: str = "ping"
 
     def wire(self) -> JSON:
         return {"type": "ping"}
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorEvent:
+class ErrorEvent(msgspec.Struct, frozen=True):
     error_type: str
     message: str
     type: str = "error"

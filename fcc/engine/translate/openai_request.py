@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from fcc.engine.catalog.providers import ModelInfo, Quirks, sees_images
 from fcc.engine.translate import toollist
@@ -34,8 +35,7 @@ _TOOL_CHOICE = {"auto": "auto", "any": "required", "none": "none"}
 IMAGE_NOTE = "[an image was attached, but this model cannot see images]"
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(msgspec.Struct, frozen=True):
     """What the request translator needs to know about where the request goes."""
 
     model: str

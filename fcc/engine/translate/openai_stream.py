@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import msgspec
 
 from fcc.engine.catalog.providers import Quirks
 from fcc.engine.translate.events import (
@@ -40,18 +41,16 @@ _STOP_REASONS = {
 }
 
 
-@dataclass(slots=True)
-class _Call:
+class _Call(msgspec.Struct):
     index: int | None
     upstream_id: str | None = None
     name: str | None = None
-    args: list[str] = field(default_factory=list)
+    args: list[str] = msgspec.field(default_factory=list)
     sent: bool = False  # its block went out (or it was dropped)
     thought_signature: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StreamOptions:
+class StreamOptions(msgspec.Struct, frozen=True):
     message_id: str
     model: str
     quirks: Quirks

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass
+
+import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class SSEMessage:
+class SSEMessage(msgspec.Struct, frozen=True):
     event: str | None
     data: str
 

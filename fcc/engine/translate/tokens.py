@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from fcc.engine.translate import toollist
 from fcc.engine.types import JSON
@@ -27,8 +28,7 @@ _PER_IMAGE = 1600  # Anthropic bills a ~1.15-megapixel image at ~1,600 tokens
 _TOOL_CACHE_SIZE = 512
 
 
-@dataclass(frozen=True, slots=True)
-class Tally:
+class Tally(msgspec.Struct, frozen=True):
     tokens: int
     images: int
     documents: int

@@ -16,20 +16,20 @@ from __future__ import annotations
 import ast
 import json
 import math
-from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import msgspec
 
 from fcc.engine.translate import wire
 
 Outcome = Literal["json", "empty", "repaired", "replaced"]
 
 
-@dataclass(frozen=True, slots=True)
-class ToolInput:
+class ToolInput(msgspec.Struct, frozen=True):
     text: str  # the JSON object text to send as the block's input
     outcome: Outcome
     raw: str  # what the upstream sent (for a debug log only)
-    value: dict[str, Any] = field(default_factory=dict)  # `text`, parsed
+    value: dict[str, Any] = msgspec.field(default_factory=dict)  # `text`, parsed
 
     @property
     def changed(self) -> bool:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+
+import msgspec
 
 from fcc.engine.errors import UpstreamError
 
@@ -41,8 +42,7 @@ _OVERFLOW = re.compile(
 _NUMBERS = re.compile(r"(\d[\d,]*)\s*tokens?", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class _Capability:
+class _Capability(msgspec.Struct, frozen=True):
     token: str
     needs: str  # a request feature that must be present
     words: re.Pattern[str]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import quote, urlencode
+
+import msgspec
 
 from fcc.engine.catalog.providers import Provider
 from fcc.engine.catalog.secrets import KeyStore
@@ -17,8 +18,7 @@ from fcc.engine.translate.tool_input import ToolInput
 from fcc.engine.types import JSON
 
 
-@dataclass(frozen=True, slots=True)
-class Turn:
+class Turn(msgspec.Struct, frozen=True):
     """One attempt at one candidate: everything an adapter needs, already decided."""
 
     body: JSON  # the client's request, parsed
@@ -34,12 +34,11 @@ class Turn:
     max_tokens: int | None = None  # lowered to fit this model's window (routing/candidates.py)
     images_as_text: bool = False  # this model cannot see: images become a note
     asked: frozenset[str] = frozenset()  # features an upstream may reject (error classification)
-    signatures: Mapping[str, str] = field(default_factory=dict)  # thought signatures, by tool id
-    learned: dict[str, str] = field(default_factory=dict)  # new ones this answer brought
+    signatures: Mapping[str, str] = msgspec.field(default_factory=dict)  # thought signatures, by tool id
+    learned: dict[str, str] = msgspec.field(default_factory=dict)  # new ones this answer brought
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamRequest:
+class UpstreamRequest(msgspec.Struct, frozen=True):
     url: str
     headers: dict[str, str]
     json: JSON
