@@ -5,6 +5,8 @@ FCC_LOOP=asyncio FCC_HTTP=h11 FCC_UPSTREAM=httpx in CI (.ci/run)."""
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 
 import pytest
 
@@ -40,3 +42,17 @@ def test_a_value_that_is_no_choice_is_refused(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("FCC_UPSTREAM", "curl")
     with pytest.raises(RuntimeError, match="FCC_UPSTREAM=curl: use auto, aiohttp or httpx"):
         speed.upstream()
+
+
+def test_the_fcc_executable_never_imports_httpxs_own_command_line_client():
+    """httpx imports its CLI (rich, pygments, click) whenever those are installed: ~50 ms of
+    every `fcc serve` start. The executable keeps it out; httpx itself works as before."""
+    code = (
+        "import sys; sys.argv = ['fcc', '--help']; from fcc.launch import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "import httpx, pygments\n"  # pygments is there: only the block keeps httpx._main out
+        "print(sys.modules.get('httpx._main'), 'pygments.lexers' in sys.modules,"
+        " httpx.Client().base_url == httpx.URL(''))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-3:] == ["None", "False", "True"], done.stdout + done.stderr
