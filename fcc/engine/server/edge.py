@@ -143,6 +143,9 @@ class EventStream(StreamingResponse):
         self._started = False  # a message_start has gone out
         self._writing = False  # a write is under way (a ping must wait)
         self._last = 0.0  # loop time of the last write
+        # Kept, not looked up per write: on Python 3.11 asyncio.get_running_loop() makes a
+        # getpid() system call each time (a fork check).
+        self._loop = asyncio.get_running_loop()  # made by the route handler, in the server's loop
         self._ping: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._gone = False  # the client left
@@ -169,7 +172,7 @@ class EventStream(StreamingResponse):
         task.cancel()
 
     async def _stream(self, start: Send, send: Send) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         try:
             await start(
                 {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
@@ -233,10 +236,10 @@ class EventStream(StreamingResponse):
             await send({"type": "http.response.body", "body": body, "more_body": more})
         finally:
             self._writing = False
-            self._last = asyncio.get_running_loop().time()
+            self._last = self._loop.time()
 
     def _tick(self, send: Send) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         due = self._last + self._interval
         if loop.time() >= due and not self._writing and self._ping is None:
             self._ping = loop.create_task(self._write_ping(send))

@@ -77,7 +77,7 @@ class Silence:
     async def wait(self, pending: Awaitable[T]) -> T:
         """`pending`'s result; TimeoutError if the upstream stays silent too long."""
         self._since = self._loop.time()
-        self._waiting = asyncio.current_task()
+        self._waiting = asyncio.current_task(self._loop)  # no getpid() call, unlike current_task()
         try:
             return await pending
         except asyncio.CancelledError:
