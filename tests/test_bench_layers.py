@@ -1,0 +1,47 @@
+"""bench/layers.py: the layer-by-layer CPU per streamed token (what bench/MISSED.md's CPU row is
+made of) runs against the real bench upstream, every layer streams every token of every answer,
+and the report's steps are the differences of the layers' medians."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.layers import LAYERS, report
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ["--rounds", "1", "--requests", "8", "--long-requests", "8"]
+
+
+@pytest.mark.slow
+def test_every_layer_streams_every_token_and_costs_cpu_per_token():
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.layers", *QUICK, "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    # A layer whose answers failed or lost a token makes the run fail (bench/layers.py).
+    assert run.returncode == 0, run.stderr[-2000:]
+    data = json.loads(run.stdout)
+    assert list(data) == list(LAYERS)
+    for layer, values in data.items():
+        assert len(values) == 1
+        # 1,000-token answers cost more than 100-token ones; no layer is free of CPU per token.
+        assert 0 < values[0] < 10_000, (layer, values)
+
+
+def test_the_report_gives_each_layers_median_and_its_step_from_the_one_before():
+    data = {"stack": [30.0, 32.0, 31.0], "+ httpx": [33.0], "+ translation": [50.0, 52.0], "fcc": [60.0]}
+    lines: list[str] = []
+    report(data, lines.append)
+    rows = [line.split(" | ") for line in lines if line.startswith("| ") and "---" not in line][1:]
+    assert [r[0].lstrip("| ") for r in rows] == list(LAYERS)
+    assert [r[1] for r in rows] == ["31.0", "33.0", "51.0", "60.0"]
+    assert [r[2] for r in rows] == ["30.0 to 32.0", "33.0 to 33.0", "50.0 to 52.0", "60.0 to 60.0"]
+    assert [r[3] for r in rows] == ["", "+2.0", "+18.0", "+9.0"]
