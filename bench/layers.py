@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import re
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -233,12 +233,8 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="fcc-layers-") as tmp:
-        data = measure(args.rounds, args.requests, args.long_requests, Path(tmp))
-    if args.json:
-        print(json.dumps(data))
-    else:
-        report(data)
+    work = functools.partial(measure, args.rounds, args.requests, args.long_requests)
+    procs.run_tool("fcc-layers-", args.json, work, report)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -189,3 +192,16 @@ def running(
         yield proc
     finally:
         stop(proc)
+
+
+def run_tool(
+    prefix: str, as_json: bool, measure: Callable[[Path], Any], report: Callable[[Any], None]
+) -> None:
+    """A bench tool's command line: `measure` in a scratch directory, then its figures as one
+    JSON document (what its tests read) or as `report` renders them."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        data = measure(Path(tmp))
+    if as_json:
+        print(json.dumps(data))
+    else:
+        report(data)

@@ -21,7 +21,6 @@ import os
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -248,12 +247,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.requests <= WARM_UP:
         parser.error(f"--requests must be over the {WARM_UP} warm-up requests")
-    with tempfile.TemporaryDirectory(prefix="fcc-timeline-") as tmp:
-        data = measure(args.requests, Path(tmp))
-    if args.json:
-        print(json.dumps(data))
-    else:
-        report(data)
+    procs.run_tool("fcc-timeline-", args.json, lambda work: measure(args.requests, work), report)
 
 
 if __name__ == "__main__":
