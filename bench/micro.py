@@ -59,13 +59,16 @@ def stream_rates(tokens: int = 1000, budget: float = 1.0) -> list[Rate]:
             t.feed(chunk)
         t.finish(True)
 
+    reads = [*stream_events("tokens", tokens), tail_events("tokens", tokens)]  # one per event
+
     def whole_pipe() -> None:
         # What fcc does per upstream read: SSE decode → JSON → translate → encode to bytes.
         decoder = SSEDecoder()
         t = _Lines(OpenAIStreamTranslator(options))
         out = [encode(e) for e in t.start()]
-        for message in decoder.feed(text):
-            out += [encode(e) for e in t.feed(message)]
+        for read in reads:
+            for message in decoder.feed_bytes(read):
+                out += [encode(e) for e in t.feed(message)]
         out += [encode(e) for e in t.finish()]
 
     n = len(chunks)

@@ -603,6 +603,36 @@ def test_sse_mixed_line_endings(messages: list[SSEMessage], data: st.DataObject)
     assert decode_bytes("".join(out).encode(), data.draw(st.lists(st.integers(0, 10**6)))) == messages
 
 
+def decode_by_character(text: str) -> list[SSEMessage]:
+    """The general path alone: no feed ever holds a whole event."""
+    decoder = SSEDecoder()
+    out: list[SSEMessage] = []
+    for character in text:
+        out += decoder.feed(character)
+    return out + decoder.flush()
+
+
+# Reads as servers send them: mostly one whole `data:` event each (the decoder's fast path),
+# between events with a type, comments, multi-line data, CRLF, a read ending on a lone CR and
+# one ending inside an event.
+READ = st.one_of(
+    FIELD_TEXT.map(lambda text: f"data: {text}\n\n"),
+    sse_messages().map(lambda messages: encode_sse(messages, [], "\n")),
+    st.sampled_from(["\r\n", ": comment\n", "data: cut\r", "data: held\n", "\n", "event: ping\n"]),
+    st.sampled_from(["data:x\n\n", "data: crlf\r\n\n", "data: a\rdata: b\n\n"]),  # look alike, are not
+)
+
+
+@budget(200)
+@given(st.lists(READ, max_size=10))
+def test_sse_whole_events_per_read_decode_as_the_general_path_does(reads: list[str]):
+    decoder = SSEDecoder()
+    out: list[SSEMessage] = []
+    for read in reads:
+        out += decoder.feed_bytes(read.encode())
+    assert out + decoder.flush() == decode_by_character("".join(reads))
+
+
 def test_sse_unterminated_last_event_is_flushed():
     assert decode_bytes(b"data: a\r\n\r\ndata: b", []) == [SSEMessage(None, "a"), SSEMessage(None, "b")]
     assert decode_bytes(b"data: x\r", []) == [SSEMessage(None, "x")]

@@ -36,6 +36,18 @@ class SSEDecoder:
         return self.feed(text)
 
     def feed(self, chunk: str) -> list[SSEMessage]:
+        if (
+            chunk.endswith("\n\n")
+            and chunk.startswith("data: ")
+            and chunk.count("\n") == 2
+            and "\r" not in chunk
+            and not self._buffer
+            and not self._data
+            and self._event is None
+        ):
+            # One whole data-only event in one read, nothing pending: how OpenAI-compatible
+            # servers stream each chunk. Its one line needs no splitting.
+            return [SSEMessage(None, chunk[6:-2])]
         self._buffer += chunk
         out: list[SSEMessage] = []
         if "\r" in self._buffer:
