@@ -26,7 +26,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 import statistics
 import sys
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
+from bench.upstream import tokens_asked
 from bench.workload import BENCH_LIMITS, fcc_config, write_workload
 
 LAYERS = {
@@ -43,7 +43,6 @@ LAYERS = {
     "fcc": "fcc serve: routing, admission, fallback, pings and the disconnect watch on top",
 }
 SHORT, LONG = 100, 1000
-_TOKENS = re.compile(rb"tokens-(\d+)")
 
 
 def app(layer: str, upstream: str) -> Callable[..., Any]:
@@ -82,8 +81,8 @@ def app(layer: str, upstream: str) -> Callable[..., Any]:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"{}"})
             return
-        found = _TOKENS.search(await body_of(receive))
-        model = f"tokens-{found.group(1).decode() if found else SHORT}"
+        asked = tokens_asked(await body_of(receive))
+        model = f"tokens-{asked if asked is not None else SHORT}"
         sent = json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]})
         headers = {"content-type": "application/json"}
         start = {

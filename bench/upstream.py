@@ -19,11 +19,18 @@ import time
 from dataclasses import dataclass
 
 _MODEL = re.compile(rb'"model"\s*:\s*"[^"]*?tokens-(\d+)"')
+
 _HEAD_END = b"\r\n\r\n"
 _STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
     b"transfer-encoding: chunked\r\n\r\n"
 )
+
+
+def tokens_asked(body: bytes) -> int | None:
+    """The token count a request's body asks for (`tokens-N` in its model), if it names one."""
+    found = _MODEL.search(body)
+    return int(found.group(1)) if found else None
 
 
 def _chunk(model: str, delta: dict[str, object], finish: str | None = None) -> bytes:
@@ -115,8 +122,8 @@ class Upstream:
             writer.close()
 
     async def _stream(self, writer: asyncio.StreamWriter, body: bytes) -> None:
-        found = _MODEL.search(body)
-        events, tail = self._events(int(found.group(1)) if found else self.tokens)
+        asked = tokens_asked(body)
+        events, tail = self._events(asked if asked is not None else self.tokens)
         writer.write(_STREAM_HEAD)
         start = time.perf_counter() + self.ttft
         await asyncio.sleep(self.ttft)  # the first token on its own timer: an exact TTFT
