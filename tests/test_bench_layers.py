@@ -4,31 +4,18 @@ and the report's steps are the differences of the layers' medians."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from bench.layers import LAYERS, report
+from tests.support.tools import run_json
 
-ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--rounds", "1", "--requests", "8", "--long-requests", "8"]
 
 
 @pytest.mark.slow
 def test_every_layer_streams_every_token_and_costs_cpu_per_token():
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.layers", *QUICK, "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
     # A layer whose answers failed or lost a token makes the run fail (bench/layers.py).
-    assert run.returncode == 0, run.stderr[-2000:]
-    data = json.loads(run.stdout)
+    data = run_json("bench.layers", *QUICK, timeout=300)
     assert list(data) == list(LAYERS)
     for layer, values in data.items():
         assert len(values) == 1

@@ -3,29 +3,15 @@ first row is made of) comes out whole and in order, against the real bench upstr
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from bench.timeline import STEPS, WARM_UP, medians
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.tools import run_json
 
 
 @pytest.mark.slow
 def test_every_step_of_every_request_is_timed_in_order():
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.timeline", "--requests", str(WARM_UP + 4), "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert run.returncode == 0, run.stderr[-2000:]
-    data = json.loads(run.stdout)
+    data = run_json("bench.timeline", "--requests", str(WARM_UP + 4), timeout=180)
     assert len(data["requests"]) == WARM_UP + 4
     # In the order they happen; the handler may start before the last of the body is in.
     ordered = [s for s in STEPS if s != "body in"]
