@@ -7,13 +7,12 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, cast
 
 import typer
 from msgspec.structs import asdict
-from rich.console import Console
-from rich.table import Table
 
 from fcc import __version__
 from fcc.commands.models import (
@@ -32,6 +31,9 @@ from fcc.engine.errors import ConfigError, FccError
 
 # Each command imports what it alone uses, so `fcc serve` starts without the others' modules.
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from fcc.commands.doctor import Report
     from fcc.engine.catalog.config import ModelRef
 
@@ -45,9 +47,55 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-# Piped output (not a terminal) would otherwise wrap every table at 80 columns.
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)
+
+
+class _Console:
+    """A rich Console made on first use: importing and setting up rich is a tenth of a start
+    on a slow machine, and `fcc serve` prints its banner as plain lines (`_plain`)."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            if self._stderr:
+                self._console = Console(stderr=True, soft_wrap=True)
+            else:
+                # Piped output (not a terminal) would otherwise wrap every table at 80 columns.
+                self._console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+        return self._console
+
+
+out = _Console(stderr=False)
+err = _Console(stderr=True)
+
+
+def _table(title: str) -> Table:
+    from rich.table import Table
+
+    return Table(title=title, title_justify="left")
+
+
+def _plain(*lines: str) -> None:
+    """Lines to stdout as they are, without rich (`fcc serve`'s banner)."""
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    sys.stdout.flush()
+
+
+def _columns(title: str, heads: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """A table as aligned plain lines, for output that must not wait for rich."""
+    widths = [max(len(cell) for cell in column) for column in zip(heads, *rows, strict=True)]
+    shown = [heads, *rows]
+    return [title] + [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in shown
+    ]
+
 
 ConfigOpt = Annotated[
     Path | None,
@@ -196,20 +244,20 @@ def models(
         out.print_json(json.dumps(data))
         return
     if provider is None:
-        table = Table(title="Tiers", title_justify="left")
+        table = _table("Tiers")
         for col in ("tier", "routes to", "from", "thinking", "fallbacks"):
             table.add_column(col)
         for t in tiers:
             table.add_row(t.tier, t.route, t.origin, t.thinking, ", ".join(t.fallbacks) or "-")
         out.print(table)
         if rules:
-            table = Table(title="Routing rules (first match decides)", title_justify="left")
+            table = _table("Routing rules (first match decides)")
             for col in ("#", "rule", "when", "use", "strategy", "thinking"):
                 table.add_column(col, overflow="fold")
             for i, r in enumerate(rules, 1):
                 table.add_row(str(i), r.name, r.when, ", ".join(r.use), r.strategy, r.thinking)
             out.print(table)
-    table = Table(title="Providers", title_justify="left")
+    table = _table("Providers")
     for col in ("id", "transport", "base URL", "auth", "key", "models"):
         table.add_column(col, overflow="fold")
     for p in providers:
@@ -223,7 +271,7 @@ def models(
         table.add_row(p.id, p.transport, p.base_url, p.auth, key, "\n".join(shown) or "-")
     out.print(table)
     if provider is None:
-        table = Table(title="Local answers (probes)", title_justify="left")
+        table = _table("Local answers (probes)")
         for col in ("probe", "on", "answer", "from"):
             table.add_column(col, overflow="fold")
         for pr in probes:
@@ -231,7 +279,7 @@ def models(
         out.print(table)
     _print_health(health)
     if doctor:
-        table = Table(title="Last fcc doctor results", title_justify="left")
+        table = _table("Last fcc doctor results")
         for col in ("model", "verdict", "failing check", "why", "checked"):
             table.add_column(col, overflow="fold")
         for d in doctor:
@@ -248,7 +296,7 @@ def _print_health(health: dict[str, object] | None) -> None:
     if not candidates:
         out.print("Health (live): every backend that has been used is healthy.", markup=False)
         return
-    table = Table(title="Health (live)", title_justify="left")
+    table = _table("Health (live)")
     for col in ("candidate", "state", "recent failures", "cool-down left", "last error"):
         table.add_column(col, overflow="fold")
     for key, c in candidates.items():
@@ -296,7 +344,7 @@ def route(
         w for w, on in (("thinking", f.thinking), ("images", f.has_images), ("subagent", f.subagent)) if on
     ]
     out.print("request: " + ", ".join(facts), markup=False, highlight=False)
-    table = Table(title="Candidates, in order", title_justify="left")
+    table = _table("Candidates, in order")
     for col in ("model", "verdict", "why"):
         table.add_column(col, overflow="fold")
     for v in result.candidates:
@@ -356,18 +404,16 @@ def serve(
     url = s.url
     token = "<your server.auth_token>" if s.auth_token else "anything"
     several = f" ({workers} workers)" if workers > 1 else ""
-    out.print(f"fcc {__version__} listening on {url}{several}", markup=False, highlight=False)
-    out.print("Point Claude Code at it:", markup=False)
-    out.print(f"  export ANTHROPIC_BASE_URL={url}", markup=False, highlight=False)
-    out.print(f"  export ANTHROPIC_AUTH_TOKEN={token}", markup=False, highlight=False)
-    out.print(f"Dashboard: {url}/dashboard", markup=False, highlight=False)
-    out.print(f"State: {settings.state.shown}", markup=False, highlight=False)
-    table = Table(title="Tiers", title_justify="left")
-    for col in ("tier", "routes to", "from", "fallbacks"):
-        table.add_column(col)
-    for t in tier_rows(settings):
-        table.add_row(t.tier, t.route, t.origin, ", ".join(t.fallbacks) or "-")
-    out.print(table)
+    rows = [(t.tier, t.route, t.origin, ", ".join(t.fallbacks) or "-") for t in tier_rows(settings)]
+    _plain(
+        f"fcc {__version__} listening on {url}{several}",
+        "Point Claude Code at it:",
+        f"  export ANTHROPIC_BASE_URL={url}",
+        f"  export ANTHROPIC_AUTH_TOKEN={token}",
+        f"Dashboard: {url}/dashboard",
+        f"State: {settings.state.shown}",
+        *_columns("Tiers:", ("tier", "routes to", "from", "fallbacks"), rows),
+    )
     options: dict[str, Any] = {
         "host": s.host,
         "port": s.port,
@@ -492,7 +538,7 @@ async def _doctor(
         doctor = Doctor(dispatcher, service, settings, claude_code_tools())
         if quiet or not err.is_terminal:
             return await run(doctor, refs, concurrency=concurrency)
-        with Live(progress.render(), console=err, refresh_per_second=8, transient=True) as live:
+        with Live(progress.render(), console=err.get(), refresh_per_second=8, transient=True) as live:
 
             def update(model: str, check: str, state: str) -> None:
                 progress.update(model, check, state)
@@ -502,7 +548,7 @@ async def _doctor(
 
 
 def _doctor_table(reports: list[Report]) -> Table:
-    table = Table(title="fcc doctor", title_justify="left")
+    table = _table("fcc doctor")
     for col in ("model", "verdict", "failing check", "why", "TTFT", "tokens/s"):
         table.add_column(col, overflow="fold", justify="right" if col in ("TTFT", "tokens/s") else "left")
     for r in reports:
@@ -577,7 +623,7 @@ def usage(
     if as_json:
         out.print_json(json.dumps(rows))
         return
-    table = Table(title=f"Usage since {first.isoformat()} (UTC), by {by}", title_justify="left")
+    table = _table(f"Usage since {first.isoformat()} (UTC), by {by}")
     columns = (by, "requests", "errors", "input_tokens", "output_tokens", "cached_tokens", "probe_answers")
     for col in columns:
         table.add_column(col.replace("_", " "), justify="left" if col == by else "right", overflow="fold")

@@ -5,8 +5,10 @@ FCC_LOOP=asyncio FCC_HTTP=h11 FCC_UPSTREAM=httpx in CI (.ci/run)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,39 @@ def test_the_fcc_executable_never_imports_httpxs_own_command_line_client():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split()[-3:] == ["None", "False", "True"], done.stdout + done.stderr
+
+
+def test_fcc_serve_prints_its_banner_without_importing_rich(tmp_path: Path):
+    """Importing and setting up rich is a tenth of a start on a slow machine (bench/MISSED.md):
+    `fcc serve` prints its banner, the tiers table included, as plain lines, and rich stays out
+    of the server's process."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "providers:\n  local:\n    display_name: Local\n    transport: openai_chat\n"
+        "    base_url: http://127.0.0.1:9/v1\n    auth: none\n    local: true\n"
+        "tiers:\n  opus: local/big\n  sonnet: local/mid\n  haiku: local/small\n  default: local/mid\n"
+        "state: {backend: memory}\n",
+        encoding="utf-8",
+    )
+    code = (
+        "import sys, uvicorn\n"
+        "uvicorn.run = lambda *a, **k: print('rich imported:', 'rich' in sys.modules)\n"
+        f"sys.argv = ['fcc', 'serve', '--config', {str(config)!r}, '--port', '8999']\n"
+        "from fcc.launch import main\nmain()\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "XDG_STATE_HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "fcc 0.1.0 listening on http://127.0.0.1:8999"
+    assert "  export ANTHROPIC_BASE_URL=http://127.0.0.1:8999" in lines
+    table = lines[lines.index("Tiers:") + 1 : -1]
+    assert [row.split() for row in table] == [
+        ["tier", "routes", "to", "from", "fallbacks"],
+        ["opus", "local/big", "config", "-"],
+        ["sonnet", "local/mid", "config", "-"],
+        ["haiku", "local/small", "config", "-"],
+        ["default", "local/mid", "config", "-"],
+    ]
+    assert len({row.index(row.split()[1]) for row in table}) == 1  # the columns line up
+    assert lines[-1] == "rich imported: False"
