@@ -193,6 +193,7 @@ def issue16_targets(results: Results) -> list[str]:
             (
                 f"{_f(_median(first), 3)} s (min {_f(min(first), 3)}); /health answers after "
                 f"{_f(_median(results.cold_start), 3)} s (min {_f(min(results.cold_start or [math.nan]), 3)})"
+                + _floor_clause(results)
             )
             if first
             else "-",
@@ -423,6 +424,23 @@ def _first_cell(results: Results) -> str:
     return f"{_f(_median(first), 3)} s (min {_f(min(first), 3)}, max {_f(max(first), 3)})"
 
 
+def _floor_clause(results: Results) -> str:
+    floor = getattr(results, "floor_first_answer", [])
+    return f"; the libraries alone (bench/floor.py): {_f(_median(floor), 3)} s" if floor else ""
+
+
+def _floor_cell(results: Results) -> str:
+    floor = getattr(results, "floor_first_answer", [])
+    first = getattr(results, "first_answer", [])
+    if not floor:
+        return "-"
+    own = _median(first) - _median(floor) if first else None
+    return (
+        f"{_f(_median(floor), 3)} s (min {_f(min(floor), 3)}, max {_f(max(floor), 3)}); "
+        f"fcc's own start beyond it: {_f(own, 3)} s"
+    )
+
+
 def fcc_section(results: Results) -> list[str]:
     cold = results.cold_start
     first = getattr(results, "first_answer", [])
@@ -437,6 +455,9 @@ def fcc_section(results: Results) -> list[str]:
         f"max {_f(max(cold) if cold else None, 3)}) |",
         f"| start → first POST /v1/messages answered (non-streamed, a 1-token answer from the upstream "
         f"after its {results.plan.ttft_ms:g} ms; median of {len(first)}) | {_first_cell(results)} |",
+        "| the same on the libraries alone (`bench/floor.py`: typer, uvicorn, starlette, httpx, msgspec "
+        "and aiohttp imported, one answer through aiohttp, none of fcc's code; interleaved with fcc's "
+        f"starts) | {_floor_cell(results)} |",
         f"| `fcc check` on the full catalog, wall (median of {len(results.check)}; exit "
         f"{results.check_exit}) | {_f(check, 3)} s |",
         f"| peak RSS (VmHWM) over the whole load run, up to c={max(_levels(results), default=0)} | "

@@ -78,6 +78,8 @@ class Results:
     # `fcc serve` start → the first POST /v1/messages answered (FIRST_REQUEST), per start
     first_answer: list[float] = field(default_factory=list)
     first_answer_problem: str = ""
+    # The same, for bench/floor.py: the libraries fcc starts on, with none of fcc's own code
+    floor_first_answer: list[float] = field(default_factory=list)
     check: list[float] = field(default_factory=list)
     check_exit: int | None = None
     micro: list[micro.Rate] = field(default_factory=list)
@@ -224,20 +226,34 @@ def cold_starts(
     return out
 
 
+FLOOR = "floor"  # first_answers' name for bench/floor.py
+
+
 def first_answers(
-    logs: Path, n: int, env: dict[str, str], builds: dict[str, tuple[str, Path]]
+    logs: Path,
+    n: int,
+    env: dict[str, str],
+    builds: dict[str, tuple[str, Path]],
+    floor_upstream: str | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, str]]:
     """Process start → the first POST /v1/messages answered (FIRST_REQUEST, sent from the moment
-    the process starts until something listens), `n` times per fcc build (exe, config), the
-    builds alternating; and per build the last failure, if any."""
-    out: dict[str, list[float]] = {name: [] for name in builds}
+    the process starts until something listens), `n` times per fcc build (exe, config), and for
+    bench/floor.py against `floor_upstream` (…/v1) if given, all alternating; and per build the
+    last failure, if any."""
+    names = [*builds, *([FLOOR] if floor_upstream else [])]
+    out: dict[str, list[float]] = {name: [] for name in names}
     problems: dict[str, str] = {}
     for i in range(n):
-        for name, (exe, config) in builds.items():
+        for name in names:
             port = procs.free_port()
             log = logs / f"{name.replace('/', '_')}-first-{i}.log"
+            if name == FLOOR:
+                argv = procs.python_module("bench.floor", f"--port={port}", f"--upstream={floor_upstream}")
+            else:
+                exe, config = builds[name]
+                argv = fcc_argv(config, port, exe)
             start = time.perf_counter()
-            proc = procs.spawn(fcc_argv(config, port, exe), log, env=env)
+            proc = procs.spawn(argv, log, env=env)
             try:
                 url = f"http://127.0.0.1:{port}/v1/messages"
                 procs.wait_answer(url, FIRST_REQUEST, proc, 30, expect=b"~q")
@@ -681,9 +697,11 @@ def _run(
     # on the same port (the configs name it), alone on the load's core.
     with procs.running(upstream_argv, run_dir / "upstream-cold.log", health, cores=load_cores, timeout=30):
         starts = cold_starts(run_dir, plan.cold_starts, env, builds_cold)
-        answered, problems = first_answers(run_dir, plan.cold_starts, env, builds_cold)
+        floor_upstream = f"http://127.0.0.1:{up_port}/v1"
+        answered, problems = first_answers(run_dir, plan.cold_starts, env, builds_cold, floor_upstream)
     results.cold_start = starts["fcc"]
     results.first_answer = answered["fcc"]
+    results.floor_first_answer = answered[FLOOR]
     results.first_answer_problem = problems.get("fcc", "")
     for name, problem in problems.items():
         results.notes.append(f"{name}: a first request after `fcc serve` started failed: {problem}.")

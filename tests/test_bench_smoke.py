@@ -197,6 +197,9 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     assert _number(cold.split(" s ")[0]) > 0
     first = next(v for k, v in figures.items() if k.startswith("start → first POST /v1/messages answered"))
     assert _number(first.split(" s ")[0]) > 0, first
+    floor = next(v for k, v in figures.items() if k.startswith("the same on the libraries alone"))
+    assert _number(floor.split(" s ")[0]) > 0, floor  # bench/floor.py answered through the upstream
+    assert "fcc's own start beyond it:" in floor and not floor.endswith(": - s"), floor
     check = next(v for k, v in figures.items() if k.startswith("`fcc check`"))
     assert _number(check.removesuffix(" s")) > 0
     assert any(k.startswith("`fcc check`") and "exit 0" in k for k in figures), figures
@@ -209,3 +212,11 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     assert "No profile in this run: the `quick` run does not profile." in results
     assert "LiteLLM: not run" in results
     assert spent < 120, f"the quick bench took {spent:.0f} s; CI wants it under a minute"
+
+
+def test_the_start_floor_runs_none_of_fccs_code() -> None:
+    """bench/floor.py is the start on the libraries alone: it may not import fcc (the quick run
+    above proves it answers through the upstream)."""
+    code = "import sys, bench.floor; print(sorted(m for m in sys.modules if m.split('.')[0] == 'fcc'))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
