@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import pickle
 import platform
@@ -227,6 +228,32 @@ def cold_starts(
 
 
 FLOOR = "floor"  # first_answers' name for bench/floor.py
+SPEED_LOOP = 1_000_000
+FAST_PATH = ("uvicorn", "starlette", "httpx", "aiohttp", "uvloop", "httptools", "msgspec", "typer")
+
+
+def machine_speed() -> float:
+    """Seconds for a fixed pure-Python loop, the best of five: a gauge of how fast this machine
+    runs fcc's kind of code right now, for comparing runs of different days."""
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        total = 0
+        for i in range(SPEED_LOOP):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def libraries() -> str:
+    """The versions of the libraries fcc's speed depends on, as installed for this run."""
+    from importlib import metadata
+
+    found = []
+    for name in FAST_PATH:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found.append(f"{name} {metadata.version(name)}")
+    return ", ".join(found)
 
 
 def first_answers(
@@ -548,6 +575,7 @@ def run(
 ) -> Results:
     began = time.perf_counter()
     load_before = os.getloadavg()[0]
+    speed_before = machine_speed()
     results = Results(plan, pinned, engine, run_dir=shown(run_dir), head=baseline.head_label(REPO))
     results.stores_requested = with_stores
     if base is not None:
@@ -564,7 +592,12 @@ def run(
     finally:
         shutil.rmtree(home, ignore_errors=True)
     cpu = platform.processor() or platform.machine()
-    results.machine = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+    results.machine = f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()} ({libraries()})"
+    results.notes.append(
+        f"The machine's speed, a pure-Python loop of {SPEED_LOOP:,} additions on one core (ms, best of "
+        f"5): {speed_before * 1000:.0f} before the run, {machine_speed() * 1000:.0f} after. On this kind of "
+        "VM it has moved by 2x within one session: compare runs by it, and by the baseline's figures."
+    )
     results.elapsed = time.perf_counter() - began
     # Other work on the machine skews every figure; the load average is the cheap witness.
     results.notes.append(
