@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fcc import __version__
 from fcc.engine.transports import speed
 
 
@@ -82,7 +83,7 @@ def test_fcc_serve_prints_its_banner_without_importing_rich(tmp_path: Path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == "fcc 0.1.0 listening on http://127.0.0.1:8999"
+    assert lines[0] == f"fcc {__version__} listening on http://127.0.0.1:8999"
     assert "  export ANTHROPIC_BASE_URL=http://127.0.0.1:8999" in lines
     table = lines[lines.index("Tiers:") + 1 : -1]
     assert [row.split() for row in table] == [
