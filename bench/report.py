@@ -421,7 +421,14 @@ def _first_cell(results: Results) -> str:
     if not first:
         problem = getattr(results, "first_answer_problem", "")
         return f"- ({problem})" if problem else "-"
-    return f"{_f(_median(first), 3)} s (min {_f(min(first), 3)}, max {_f(max(first), 3)})"
+    return _spread(first)
+
+
+def _spread(seconds: list[float]) -> str:
+    """Seconds as the start rows show them: median (min, max); "-" for none."""
+    if not seconds:
+        return "-"
+    return f"{_f(_median(seconds), 3)} s (min {_f(min(seconds), 3)}, max {_f(max(seconds), 3)})"
 
 
 def _floor_clause(results: Results) -> str:
@@ -435,10 +442,7 @@ def _floor_cell(results: Results) -> str:
     if not floor:
         return "-"
     own = _median(first) - _median(floor) if first else None
-    return (
-        f"{_f(_median(floor), 3)} s (min {_f(min(floor), 3)}, max {_f(max(floor), 3)}); "
-        f"fcc's own start beyond it: {_f(own, 3)} s"
-    )
+    return f"{_spread(floor)}; fcc's own start beyond it: {_f(own, 3)} s"
 
 
 def fcc_section(results: Results) -> list[str]:
@@ -450,9 +454,7 @@ def fcc_section(results: Results) -> list[str]:
     lines = [
         "| figure | value |",
         "|---|---|",
-        f"| cold start, process start → /health answers (median of {len(cold)}) | "
-        f"{_f(percentile(cold, 50) if cold else None, 3)} s (min {_f(min(cold) if cold else None, 3)}, "
-        f"max {_f(max(cold) if cold else None, 3)}) |",
+        f"| cold start, process start → /health answers (median of {len(cold)}) | {_spread(cold)} |",
         f"| start → first POST /v1/messages answered (non-streamed, a 1-token answer from the upstream "
         f"after its {results.plan.ttft_ms:g} ms; median of {len(first)}) | {_first_cell(results)} |",
         "| the same on the libraries alone (`bench/floor.py`: typer, uvicorn, starlette, httpx, msgspec "

@@ -737,7 +737,8 @@ def _run(
     results.floor_first_answer = answered[FLOOR]
     results.first_answer_problem = problems.get("fcc", "")
     for name, problem in problems.items():
-        results.notes.append(f"{name}: a first request after `fcc serve` started failed: {problem}.")
+        started = "bench/floor.py" if name == FLOOR else "`fcc serve`"
+        results.notes.append(f"{name}: a first request after {started} started failed: {problem}.")
     results.check, results.check_exit = check_runs(plan.check_runs, run_dir, env)
     results.micro = micro.run(plan.micro_budget)
     if base is not None and results.baseline is not None:

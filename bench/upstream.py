@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass
 
 _MODEL = re.compile(rb'"model"\s*:\s*"[^"]*?tokens-(\d+)"')
-
 _HEAD_END = b"\r\n\r\n"
 _STREAM_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
