@@ -3,10 +3,11 @@ code, on the libraries it starts on. `python -m bench.floor --port P --upstream 
 
 It parses its options with typer, imports what the server's process imports before it can
 answer (uvicorn on the loop and parser fcc would choose, starlette, httpx, msgspec), listens,
-and answers each POST /v1/messages by asking the upstream (…/v1) for one streamed answer through
-an aiohttp session, imported in a thread once it listens, as fcc's transport is; the answer
-is the upstream's bytes. No catalog, routing, translation or state store: the difference
-between this and fcc in the same run is fcc's own start (bench/run.py's `first_answers`).
+and answers each POST /v1/messages by asking the upstream (…/v1) for one streamed answer over
+one asyncio connection (fcc's own upstream leg is asyncio's transport and httptools' parser,
+which uvicorn has already imported); the answer is the upstream's bytes. No catalog, routing,
+translation or state store: the difference between this and fcc in the same run is fcc's own
+start (bench/run.py's `first_answers`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import asyncio
 import json
 import sys
 from importlib.util import find_spec
-from typing import Annotated, Any
+from typing import Annotated
 
 sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # as fcc's executable does
 
-import httpx  # noqa: E402,F401  (fcc's upstream client interface)
+import httpx  # noqa: E402  (fcc's upstream client interface)
 import msgspec  # noqa: E402,F401
 import typer  # noqa: E402
 import uvicorn  # noqa: E402
@@ -34,37 +35,24 @@ BODY = json.dumps(
 
 
 def build(upstream: str) -> Starlette:
-    url = upstream.rstrip("/") + "/chat/completions"
-    ready: dict[str, Any] = {}
-
-    def load() -> None:
-        import aiohttp  # noqa: F401
-
-    async def lifespan(app: Starlette) -> Any:
-        ready["import"] = asyncio.ensure_future(asyncio.to_thread(load))
-        yield
-        if "session" in ready:
-            await ready["session"].close()
+    url = httpx.URL(upstream.rstrip("/") + "/chat/completions")
+    head = (
+        f"POST {url.path} HTTP/1.1\r\nhost: {url.host}:{url.port}\r\ncontent-type: application/json\r\n"
+        f"accept: text/event-stream\r\ncontent-length: {len(BODY)}\r\nconnection: close\r\n\r\n"
+    ).encode()
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def messages(request: Request) -> Response:
         await request.body()
-        await ready["import"]
-        import aiohttp
-
-        if "session" not in ready:
-            ready["session"] = aiohttp.ClientSession(auto_decompress=False)
-        headers = {"content-type": "application/json", "accept": "text/event-stream"}
-        async with ready["session"].post(url, data=BODY, headers=headers) as answer:
-            body = await answer.read()
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        writer.write(head + BODY)
+        body = await reader.read()  # the upstream closes after the answer (connection: close)
+        writer.close()
         return Response(body, media_type="text/plain")
 
-    return Starlette(
-        routes=[Route("/health", health), Route("/v1/messages", messages, methods=["POST"])],
-        lifespan=lifespan,
-    )
+    return Starlette(routes=[Route("/health", health), Route("/v1/messages", messages, methods=["POST"])])
 
 
 def main(

@@ -4,10 +4,14 @@ Four servers take the same load in turn (Claude Code's recorded turns, 16 stream
 100 and of 1,000 tokens from the bench's upstream), each pinned to the proxy's core like fcc in
 the full run, and each one layer more than the one before:
 
-- `stack`: uvicorn (on the loop and HTTP parser fcc would choose) and one aiohttp session,
-  forwarding the upstream's bytes untouched: what the libraries fcc runs on cost by themselves;
-- `+ httpx`: the same through `httpx.AsyncClient` over fcc's aiohttp transport (aiter_raw), as
-  fcc's transport loop reads the upstream;
+- `aiohttp`: uvicorn (on the loop and HTTP parser fcc would choose) and one aiohttp session,
+  forwarding the upstream's bytes untouched: the upstream leg fcc ran on before its own, for
+  reference (aiohttp comes with the bench extras, not with fcc);
+- `stack`: the same on fcc's own HTTP/1.1 leg (transports/h1.py: asyncio's transport and
+  httptools' parser), its body stream read directly: what the libraries fcc runs on cost,
+  with the least code of fcc's own that reaches an upstream;
+- `+ httpx`: the same through `httpx.AsyncClient` over that leg (aiter_raw), as fcc's
+  transport loop reads the upstream;
 - `+ translation`: each read through fcc's SSE decoder, the OpenAI → Anthropic stream
   translator and the event encoder, written as Anthropic events;
 - `fcc`: `fcc serve` itself, adding routing, admission, fallback and the streaming response's
@@ -37,24 +41,32 @@ from bench.upstream import tokens_asked
 from bench.workload import BENCH_LIMITS, fcc_config, write_workload
 
 LAYERS = {
-    "stack": "uvicorn + aiohttp, the upstream's bytes forwarded untouched",
-    "+ httpx": "the same read through httpx.AsyncClient over fcc's aiohttp transport",
+    "aiohttp": "uvicorn + aiohttp (fcc's upstream leg before h1.py), the bytes forwarded untouched",
+    "stack": "uvicorn + fcc's HTTP/1.1 leg (asyncio + httptools), the bytes forwarded untouched",
+    "+ httpx": "the same read through httpx.AsyncClient over that leg",
     "+ translation": "each read SSE-decoded, translated to Anthropic events and encoded (fcc's code)",
     "fcc": "fcc serve: routing, admission, fallback, pings and the disconnect watch on top",
 }
 SHORT, LONG = 100, 1000
 
 
+def layers() -> list[str]:
+    """The layers this run measures: the aiohttp reference row only where aiohttp is installed
+    (`pip install -e '.[bench]'`)."""
+    import importlib.util
+
+    return [layer for layer in LAYERS if layer != "aiohttp" or importlib.util.find_spec("aiohttp")]
+
+
 def app(layer: str, upstream: str) -> Callable[..., Any]:
-    """The ASGI application of one of the first three layers, talking to `upstream` (…/v1)."""
-    import aiohttp
+    """The ASGI application of one of the layers before `fcc`, talking to `upstream` (…/v1)."""
     import httpx
 
     from fcc.engine.catalog.providers import Quirks
     from fcc.engine.translate.events import encode
     from fcc.engine.translate.openai_stream import OpenAIStreamTranslator, StreamOptions
     from fcc.engine.translate.sse import SSEDecoder
-    from fcc.engine.transports.aio import AiohttpTransport
+    from fcc.engine.transports.h1 import H1Transport
     from fcc.engine.transports.openai_chat import _Lines
 
     url = upstream.rstrip("/") + "/chat/completions"
@@ -94,17 +106,28 @@ def app(layer: str, upstream: str) -> Callable[..., Any]:
         async def write(data: bytes) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
 
-        if layer == "stack":
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+        if layer == "aiohttp":
+            import aiohttp
+
             if "aiohttp" not in clients:
                 clients["aiohttp"] = aiohttp.ClientSession(auto_decompress=False)
             async with clients["aiohttp"].post(url, data=sent.encode(), headers=headers) as response:
                 await send(start)
                 async for chunk in response.content.iter_any():
                     await write(chunk)
+        elif layer == "stack":
+            if "h1" not in clients:
+                clients["h1"] = H1Transport(limits)
+            request = httpx.Request("POST", url, content=sent, headers=headers)
+            raw = await clients["h1"].handle_async_request(request)
+            await send(start)
+            async for chunk in raw.stream:
+                await write(chunk)
+            await raw.aclose()
         else:
             if "httpx" not in clients:
-                limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-                clients["httpx"] = httpx.AsyncClient(transport=AiohttpTransport(limits), timeout=None)
+                clients["httpx"] = httpx.AsyncClient(transport=H1Transport(limits), timeout=None)
             client: httpx.AsyncClient = clients["httpx"]
             response = await client.send(
                 client.build_request("POST", url, content=sent, headers=headers), stream=True
@@ -160,14 +183,14 @@ def measure(rounds: int, short_requests: int, long_requests: int, work: Path) ->
     write_workload(workload, config, SHORT, LONG)
     env = {"XDG_CONFIG_HOME": str(work), "XDG_STATE_HOME": str(work / "state")}
     upstream = f"http://127.0.0.1:{up_port}/v1"
-    out: dict[str, list[float]] = {layer: [] for layer in LAYERS}
+    out: dict[str, list[float]] = {layer: [] for layer in layers()}
     up_argv = procs.python_module("bench.upstream", f"--port={up_port}")
     with procs.running(
         up_argv, work / "upstream.log", f"http://127.0.0.1:{up_port}/health", cores=load, timeout=30
     ):
         servers: dict[str, Contender] = {}
         with contextlib.ExitStack() as stack:
-            for i, layer in enumerate(LAYERS):
+            for i, layer in enumerate(out):
                 port = procs.free_port()
                 if layer == "fcc":
                     argv = fcc_argv(config, port)

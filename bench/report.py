@@ -458,7 +458,7 @@ def fcc_section(results: Results) -> list[str]:
         f"| start → first POST /v1/messages answered (non-streamed, a 1-token answer from the upstream "
         f"after its {results.plan.ttft_ms:g} ms; median of {len(first)}) | {_first_cell(results)} |",
         "| the same on the libraries alone (`bench/floor.py`: typer, uvicorn, starlette, httpx, msgspec "
-        "and aiohttp imported, one answer through aiohttp, none of fcc's code; interleaved with fcc's "
+        "imported, one answer over a bare asyncio connection, none of fcc's code; interleaved with fcc's "
         f"starts) | {_floor_cell(results)} |",
         f"| `fcc check` on the full catalog, wall (median of {len(results.check)}; exit "
         f"{results.check_exit}) | {_f(check, 3)} s |",
@@ -923,8 +923,9 @@ def profile_section(results: Results) -> list[str]:
         "",
         "Where the on-CPU time goes, by the file of the innermost frame (generated and generic "
         "runtime code, a dataclass's `__init__`, abc, contextlib, is charged to its caller; C "
-        "extensions have no frames of their own, so msgspec's time lands on wire.py, aiohttp's and "
-        "httptools' parsers on their protocol classes, and a sample inside uvloop's C loop itself, "
+        "extensions have no frames of their own, so msgspec's time lands on wire.py, httptools' "
+        "parser (both legs) on the protocol classes that feed it, and a sample inside uvloop's C loop "
+        "itself, "
         "with nothing of Python's below `asyncio.Runner.run`, is uvloop's):",
         "",
         "| part | share |",

@@ -229,7 +229,7 @@ def cold_starts(
 
 FLOOR = "floor"  # first_answers' name for bench/floor.py
 SPEED_LOOP = 1_000_000
-FAST_PATH = ("uvicorn", "starlette", "httpx", "aiohttp", "uvloop", "httptools", "msgspec", "typer")
+FAST_PATH = ("uvicorn", "starlette", "httpx", "uvloop", "httptools", "msgspec", "typer")
 
 
 def machine_speed() -> float:

@@ -8,7 +8,7 @@ Claude Code's recorded turns, one stream at a time, fcc pinned to core 0 and the
 upstream to core 1 when there are two. It prints the median of each step over the requests
 after the first 10 (warm-up). The timestamps cost a few µs each, so the absolute times are a
 little high; what it is for is where the time goes. It times fcc's default fast paths
-(httptools, aiohttp): with FCC_HTTP=h11 or FCC_UPSTREAM=httpx some steps are not seen.
+(httptools, fcc's own upstream leg): with FCC_HTTP=h11 or FCC_UPSTREAM=httpx some steps are not seen.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ STEPS = {
     "handler": "fcc's route handler starts reading the body",
     "parsed": "the body is parsed (msgspec)",
     "built": "the upstream request is built and encoded",
-    "send": "it is handed to the aiohttp transport",
+    "send": "it is handed to fcc's upstream transport (transports/h1.py)",
     "upstream headers": "the upstream's status line and headers are in",
     "first chunk": "the upstream's first chunk (50 ms later: its time to first token)",
     "handler resumed": "the route handler has the first batch of events",
@@ -56,7 +56,7 @@ def _hooks(out: Path) -> None:
     import fcc.engine.server.edge as edge
     import fcc.engine.server.messages as messages
     import fcc.engine.state.service as service
-    import fcc.engine.transports.aio as aio
+    import fcc.engine.transports.h1 as h1
     import fcc.engine.transports.http as transport_loop
     import fcc.engine.transports.openai_chat as openai_chat
 
@@ -131,17 +131,17 @@ def _hooks(out: Path) -> None:
     before(protocol, "on_message_complete", "body in")
     around(messages, "read_body", "handler", "parsed")
     before(dispatch.Request, "built", "built")
-    around(aio.AiohttpTransport, "handle_async_request", "send", "upstream headers")
+    around(h1.H1Transport, "handle_async_request", "send", "upstream headers")
     around(edge.Pump, "first", None, "handler resumed")
     around(edge.EventStream, "__call__", "response", None)
-    chunks = aio._Body.__aiter__
+    chunks = h1._Body.__aiter__
 
     async def first_chunk(self: Any) -> Any:
         async for chunk in chunks(self):
             mark("first chunk")
             yield chunk
 
-    aio._Body.__aiter__ = first_chunk  # type: ignore[method-assign]
+    h1._Body.__aiter__ = first_chunk  # type: ignore[method-assign]
     write = edge.EventStream._write
 
     async def written(self: Any, send: Any, body: bytes, more: bool = True) -> None:

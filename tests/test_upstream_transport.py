@@ -1,5 +1,5 @@
-"""The upstream leg on either transport (fcc/engine/transports/aio.py, or httpx's own pool
-with FCC_UPSTREAM=httpx) raises the same httpx errors for the same wire events, so the
+"""The upstream leg on either transport (fcc's own, fcc/engine/transports/h1.py, or httpx's
+own pool with FCC_UPSTREAM=httpx) raises the same httpx errors for the same wire events, so the
 transport loop's decisions do not depend on which runs. Real sockets on loopback: a server
 that answers, closes, cuts a body short, or drops a kept-alive connection as a request comes.
 """
@@ -14,6 +14,7 @@ import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -22,7 +23,7 @@ import pytest
 from fcc.engine.catalog.config import load_settings
 from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.server import create_app
-from fcc.engine.transports.aio import AiohttpTransport
+from fcc.engine.transports.h1 import H1Transport
 from tests.support.servers import free_port, serve
 
 pytestmark = pytest.mark.anyio
@@ -35,11 +36,15 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def transports() -> list[Callable[[], httpx.AsyncBaseTransport]]:
-    return [lambda: AiohttpTransport(LIMITS), lambda: httpx.AsyncHTTPTransport(limits=LIMITS)]
+def transports() -> list[Callable[..., httpx.AsyncBaseTransport]]:
+    """Each leg, made with LIMITS or the limits given."""
+    return [
+        lambda limits=LIMITS: H1Transport(limits),
+        lambda limits=LIMITS: httpx.AsyncHTTPTransport(limits=limits),
+    ]
 
 
-TRANSPORTS = pytest.mark.parametrize("make", transports(), ids=["aiohttp", "httpcore"])
+TRANSPORTS = pytest.mark.parametrize("make", transports(), ids=["h1", "httpcore"])
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
@@ -71,10 +76,33 @@ async def raw_server(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield f"http://127.0.0.1:{port}", connections
+    async with listening(on_connect) as url:
+        yield url, connections
+
+
+@contextlib.asynccontextmanager
+async def listening(
+    on_connect: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[str]:
+    """asyncio's server on a free port, yielding its URL; connections still being served when
+    the block ends (a handler sleeping or writing) end with it, not with the test's loop."""
+    handlers: set[asyncio.Task[Any]] = set()
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handlers.add(asyncio.current_task())  # type: ignore[arg-type]
+        try:
+            await on_connect(reader, writer)
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0)
+    try:
+        async with server:
+            yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
 
 
 def sse(text: str) -> bytes:
@@ -137,19 +165,19 @@ async def test_a_body_cut_short_is_an_error_mid_read(make):
         assert got == b'data: {"a": 1}\n\n'
 
 
+async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+    """An answer that goes on for two seconds, an event every 10 ms."""
+    writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+    with contextlib.suppress(ConnectionError):
+        for _ in range(200):
+            writer.write(b"6\r\ndata:\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.01)
+    return False
+
+
 @TRANSPORTS
 async def test_a_body_left_unread_does_not_leave_its_connection_for_reuse(make):
-    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
-        writer.write(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
-        )
-        with contextlib.suppress(ConnectionError):
-            for _ in range(200):
-                writer.write(b"6\r\ndata:\n\r\n")
-                await writer.drain()
-                await asyncio.sleep(0.01)
-        return False
-
     async with raw_server(endless) as (url, connections), httpx.AsyncClient(transport=make()) as client:
         for _ in range(2):
             async with client.stream("POST", url + "/v1/chat/completions", content=b"{}") as response:
@@ -189,6 +217,206 @@ async def test_the_request_goes_out_as_given(make):
     assert fields["content-type"] == "application/json" and fields["host"] == f"127.0.0.1:{port}"
     assert "python-httpx" in fields["user-agent"]  # httpx's headers, not the transport's own
     assert body == BODY
+
+
+# ---------- the rest of HTTP/1.1 an upstream may use, the same on both legs ----------
+
+
+def server_of(reply: bytes, keep: bool = True) -> Handler:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(reply)
+        await writer.drain()
+        return keep
+
+    return handler
+
+
+@TRANSPORTS
+async def test_a_body_that_ends_with_the_connection_arrives_whole(make):
+    reply = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: one\n\ndata: two\n\n"
+    async with raw_server(server_of(reply, keep=False)) as (url, connections):
+        async with httpx.AsyncClient(transport=make()) as client:
+            for _ in range(2):  # and the connection, ended, is not reused
+                response = await client.post(url + "/v1/chat/completions", content=b"{}")
+                assert response.content == b"data: one\n\ndata: two\n\n"
+        assert len(connections) == 2
+
+
+@TRANSPORTS
+async def test_an_interim_answer_is_passed_over(make):
+    reply = b"HTTP/1.1 100 Continue\r\n\r\n" + sse("after the interim")
+    async with raw_server(server_of(reply)) as (url, _), httpx.AsyncClient(transport=make()) as client:
+        response = await client.post(url + "/v1/chat/completions", content=b"{}")
+        assert response.status_code == 200 and b"after the interim" in response.content
+
+
+@TRANSPORTS
+async def test_connection_close_and_a_head_answer_leave_nothing_to_reuse(make):
+    closing = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+    async with raw_server(server_of(closing)) as (url, connections):
+        async with httpx.AsyncClient(transport=make()) as client:
+            for _ in range(2):
+                assert (await client.get(url + "/v1/models")).content == b"ok"
+        assert len(connections) == 2
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n"  # the length of a GET's body
+    async with raw_server(server_of(head)) as (url, _), httpx.AsyncClient(transport=make()) as client:
+        response = await client.head(url + "/v1/models", timeout=5)
+        assert response.status_code == 200 and response.content == b""
+
+
+@TRANSPORTS
+async def test_a_request_body_of_unknown_length_goes_chunked(make):
+    seen: list[bytes] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head.lower()
+        body = b""
+        while (size := int((await reader.readuntil(b"\r\n")).strip(), 16)) > 0:
+            body += await reader.readexactly(size)
+            await reader.readexactly(2)
+        await reader.readexactly(2)
+        seen.append(body)
+        writer.write(sse("ok"))
+        await writer.drain()
+        writer.close()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for piece in (b'{"a":', b"", b'"' + b"x" * 70_000 + b'"}'):
+            yield piece
+
+    async with listening(on_connect) as url, httpx.AsyncClient(transport=make()) as client:
+        response = await client.post(url + "/v1/chat/completions", content=pieces())
+        assert response.status_code == 200
+    assert seen == [b'{"a":"' + b"x" * 70_000 + b'"}']
+
+
+@TRANSPORTS
+async def test_an_upstream_that_does_not_speak_http_is_a_protocol_error(make):
+    not_http = server_of(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+    async with raw_server(not_http) as (url, _), httpx.AsyncClient(transport=make()) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(url + "/v1/chat/completions", content=b"{}")
+
+
+@TRANSPORTS
+async def test_a_header_with_a_line_break_never_reaches_the_upstream(make):
+    heads: list[bytes] = []
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                heads.append(await reader.readuntil(b"\r\n\r\n"))
+                await reader.readexactly(2)
+                writer.write(sse("ok"))
+                await writer.drain()
+        writer.close()
+
+    async with listening(on_connect) as url, httpx.AsyncClient(transport=make()) as client:
+        with pytest.raises(httpx.LocalProtocolError):
+            await client.post(
+                url + "/v1/chat/completions", content=b"{}", headers={"x-key": "k\r\nx-injected: 1"}
+            )
+        assert (await client.post(url + "/v1/chat/completions", content=b"{}")).status_code == 200
+    assert len(heads) == 1 and b"x-injected" not in heads[0]
+
+
+@TRANSPORTS
+async def test_silence_past_the_read_timeout_is_a_read_timeout(make):
+    requests: list[int] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        requests.append(n)
+        if len(requests) == 1:
+            await asyncio.sleep(2)  # no answer at all
+            return False
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\ndata:\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(2)  # then nothing more
+        return False
+
+    timeout = httpx.Timeout(5, read=0.2)
+    async with raw_server(silent) as (url, _), httpx.AsyncClient(transport=make(), timeout=timeout) as client:
+        with pytest.raises(httpx.ReadTimeout):
+            await client.post(url + "/v1/chat/completions", content=b"{}")
+        async with client.stream("POST", url + "/v1/chat/completions", content=b"{}") as response:
+            with pytest.raises(httpx.ReadTimeout):
+                async for _ in response.aiter_raw():
+                    pass
+
+
+@TRANSPORTS
+async def test_no_free_connection_within_the_pool_timeout_is_a_pool_timeout_and_a_cancel_frees_one(make):
+    transport = make(httpx.Limits(max_connections=1, max_keepalive_connections=1))
+    timeout = httpx.Timeout(5, pool=0.2)
+    async with (
+        raw_server(endless) as (url, _),
+        httpx.AsyncClient(transport=transport, timeout=timeout) as client,
+    ):
+        reading = asyncio.Event()
+
+        async def hold() -> None:
+            async with client.stream("POST", url + "/v1/chat/completions", content=b"{}") as response:
+                async for _ in response.aiter_raw():
+                    reading.set()
+
+        holder = asyncio.ensure_future(hold())
+        await reading.wait()
+        with pytest.raises(httpx.PoolTimeout):
+            await client.post(url + "/v1/chat/completions", content=b"{}")
+        holder.cancel()  # a reader that goes mid-answer gives its connection back (closed)
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
+        async with client.stream("POST", url + "/v1/chat/completions", content=b"{}") as response:
+            assert response.status_code == 200
+
+
+@TRANSPORTS
+async def test_an_idle_connection_past_its_keep_alive_expiry_is_not_reused(make):
+    transport = make(httpx.Limits(max_connections=8, max_keepalive_connections=8, keepalive_expiry=0.1))
+    async with raw_server(answer) as (url, connections), httpx.AsyncClient(transport=transport) as client:
+        await client.post(url + "/v1/chat/completions", content=b"{}")
+        await client.post(url + "/v1/chat/completions", content=b"{}")
+        assert len(connections) == 1
+        await asyncio.sleep(0.3)
+        await client.post(url + "/v1/chat/completions", content=b"{}")
+        assert len(connections) == 2
+
+
+async def test_a_reader_that_falls_behind_holds_the_upstream_back():
+    """fcc's leg stops reading the socket once 256 KB wait unread, and starts again as they go."""
+    from fcc.engine.transports import h1
+
+    sent = asyncio.Event()
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (8 * 2**20))
+        with contextlib.suppress(ConnectionError):
+            for _ in range(128):
+                writer.write(b"x" * 65536)
+                await writer.drain()
+        sent.set()
+        return False
+
+    async with (
+        raw_server(flood) as (url, _),
+        httpx.AsyncClient(transport=H1Transport(LIMITS)) as client,
+        client.stream("GET", url + "/big") as response,
+    ):
+        await asyncio.sleep(0.5)
+        (conn,) = [c for c in gc_objects(h1._Connection) if c.busy]
+        assert conn.paused and conn.buffered < h1._HIGH_WATER + 2**20
+        assert not sent.is_set()  # the server is held back
+        got = 0
+        async for piece in response.aiter_raw():
+            got += len(piece)
+        assert got == 8 * 2**20
+
+
+def gc_objects(kind: type) -> list[Any]:
+    import gc
+
+    return [o for o in gc.get_objects() if isinstance(o, kind)]
 
 
 # ---------- through fcc: a kept-alive connection the server drops as the request comes ----------
@@ -245,7 +473,7 @@ def fcc_config(tmp_path: Path, url: str) -> Path:
     return config
 
 
-@pytest.mark.parametrize("upstream", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("upstream", ["httptools", "httpx"])
 def test_a_dropped_keep_alive_is_retried_once_on_a_fresh_connection(
     upstream: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -269,13 +497,13 @@ def test_a_dropped_keep_alive_is_retried_once_on_a_fresh_connection(
 async def test_once_answered_the_request_body_is_not_kept_for_the_stream(make):
     """A streamed answer lasts minutes; the 60 KB it was asked with need not (http._sent).
     httpcore's own request keeps the stream it was given until the response closes, so with
-    FCC_UPSTREAM=httpx the bytes stay: only the aiohttp leg lets them go."""
+    FCC_UPSTREAM=httpx the bytes stay: only fcc's own leg lets them go."""
     import gc
 
     from fcc.engine.transports.http import _sent
 
     transport = make()
-    kept_by_transport = not isinstance(transport, AiohttpTransport)
+    kept_by_transport = not isinstance(transport, H1Transport)
     async with raw_server(answer) as (url, _), httpx.AsyncClient(transport=transport) as client:
         body = b'{"messages":"' + b"x" * 60_000 + b'"}'
         outgoing = client.build_request("POST", url + "/v1/chat/completions", content=body)
@@ -306,8 +534,8 @@ def self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
 
 async def test_https_uses_fccs_trust_rules_and_plain_http_loads_no_trust_store(tmp_path: Path):
-    """The trust store is httpx's (here: one that trusts a test certificate, which aiohttp's own
-    default would refuse), loaded on the first HTTPS request; plain HTTP never loads one."""
+    """The trust store is httpx's (here: one that trusts a test certificate, which the default
+    would refuse), loaded on the first HTTPS request; plain HTTP never loads one."""
     import ssl
 
     cert, key = self_signed(tmp_path)
@@ -324,8 +552,7 @@ async def test_https_uses_fccs_trust_rules_and_plain_http_loads_no_trust_store(t
 
     tls_server = await asyncio.start_server(on_connect, "127.0.0.1", 0, ssl=served)
     tls_port = tls_server.sockets[0].getsockname()[1]
-    transport = AiohttpTransport(LIMITS, verify=trusted)
-    transport.prepare(tls=False)
+    transport = H1Transport(LIMITS, verify=trusted)
     async with tls_server, raw_server(answer) as (url, _), httpx.AsyncClient(transport=transport) as client:
         plain = await client.post(url + "/v1/chat/completions", content=b"{}")
         assert b"hello" in plain.content
@@ -333,7 +560,7 @@ async def test_https_uses_fccs_trust_rules_and_plain_http_loads_no_trust_store(t
         secure = await client.post(f"https://127.0.0.1:{tls_port}/v1/chat/completions", content=b"{}")
         assert b"secure" in secure.content
         assert transport._ssl is trusted
-    async with httpx.AsyncClient(transport=AiohttpTransport(LIMITS)) as client:  # the default trust
+    async with httpx.AsyncClient(transport=H1Transport(LIMITS)) as client:  # the default trust
         with pytest.raises(httpx.ConnectError):
             await client.post(f"https://127.0.0.1:{tls_port}/v1/chat/completions", content=b"{}")
 
@@ -343,7 +570,7 @@ def pieces_of(body: bytes, cuts: list[int]) -> list[bytes]:
     return [body[a:b] for a, b in itertools.pairwise(points)]
 
 
-@pytest.mark.parametrize("upstream", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("upstream", ["httptools", "httpx"])
 @pytest.mark.parametrize("encoding", ["identity", "gzip"])
 def test_text_cut_anywhere_across_reads_arrives_whole(
     upstream: str, encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

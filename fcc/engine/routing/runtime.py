@@ -30,11 +30,12 @@ async def running(
     # pool's own bookkeeping (bench/RESULTS.md).
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
     warm = None
-    if transport is None and speed.upstream() == "aiohttp":
-        from fcc.engine.transports.aio import AiohttpTransport
+    if transport is None and speed.upstream() == "httptools":
+        from fcc.engine.transports.h1 import H1Transport
 
-        transport = AiohttpTransport(limits)
-        warm = asyncio.ensure_future(asyncio.to_thread(transport.prepare, tls))
+        transport = H1Transport(limits)
+        if tls:  # httpx's trust store, loaded off the loop while the server starts
+            warm = asyncio.ensure_future(asyncio.to_thread(transport.prepare))
     async with httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(None, connect=30.0),

@@ -239,7 +239,7 @@ def _sent(outgoing: httpx.Request) -> None:
     """The upstream has answered, so the body went out whole and nothing sends it again: its
     bytes (60 KB for a Claude Code turn) need not stay alive as long as the stream. httpx
     keeps them twice, as the request's content and as its stream (the response refers to the
-    request); aiohttp keeps none, httpcore (FCC_UPSTREAM=httpx) the stream it was given.
+    request); fcc's own leg (h1.py) keeps none, httpcore (FCC_UPSTREAM=httpx) the stream it was given.
     tests/test_upstream_transport.py checks which holders are left."""
     outgoing.stream = httpx.ByteStream(b"")
     outgoing._content = b""

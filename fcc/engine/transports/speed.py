@@ -2,9 +2,10 @@
 
 uvloop (the event loop) and httptools (uvicorn's HTTP parser) are dependencies on the
 platforms that have wheels for them; elsewhere fcc runs on asyncio's own loop and h11, and
-so does every test run with FCC_LOOP=asyncio FCC_HTTP=h11. The upstream leg runs on aiohttp
-(through httpx's transport interface, so timeouts, limits and the no-redirect rule stay
-httpx's) unless FCC_UPSTREAM=httpx asks for httpx's own connection pool.
+so does every test run with FCC_LOOP=asyncio FCC_HTTP=h11. The upstream leg runs on fcc's own
+HTTP/1.1 client over httptools (transports/h1.py, behind httpx's transport interface, so
+timeouts, limits and the no-redirect rule stay httpx's) unless FCC_UPSTREAM=httpx asks for
+httpx's own connection pool.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Literal, cast
 
 Loop = Literal["uvloop", "asyncio"]
 Http = Literal["httptools", "h11"]
-Upstream = Literal["aiohttp", "httpx"]
+Upstream = Literal["httptools", "httpx"]
 
 
 def _choice(env: str, fast: str, slow: str) -> str:
@@ -41,4 +42,4 @@ def http() -> Http:
 
 
 def upstream() -> Upstream:
-    return cast(Upstream, _choice("FCC_UPSTREAM", "aiohttp", "httpx"))
+    return cast(Upstream, _choice("FCC_UPSTREAM", "httptools", "httpx"))
