@@ -102,8 +102,10 @@ KEY_FRAMES = (
     ("per request", "decide", "routing rules", "router.py"),
     ("per request", "OpenAIChat.build", "to_openai: Anthropic → OpenAI request", ""),
     ("per request", "dumps", "msgspec encode: the upstream body, each event's JSON (wire.py)", "wire.py"),
-    ("per request", "BaseClient.build_request", "httpx builds the request", ""),
-    ("per request", "AsyncClient.send", "httpx sends it and waits for the status line", ""),
+    ("per request", "Sender.request", "httpx's Request with the client's headers (transports/http.py)", ""),
+    ("per request", "Sender.send", "the request to the transport, the status line back", ""),
+    ("per request", "BaseClient.build_request", "httpx builds the request (an older fcc)", ""),
+    ("per request", "AsyncClient.send", "httpx sends it and waits for the status line (an older fcc)", ""),
     (
         "per request",
         "H1Transport.handle_async_request",

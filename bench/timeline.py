@@ -49,7 +49,6 @@ OUT_ENV = "FCC_TIMELINE_OUT"
 
 def _hooks(out: Path) -> None:
     """Wrap the functions whose start or end marks a step; the timeline goes to `out` at exit."""
-    import httpx
     import uvicorn.protocols.http.httptools_impl as httptools_impl
 
     import fcc.engine.routing.dispatch as dispatch
@@ -157,7 +156,7 @@ def _hooks(out: Path) -> None:
     timed(service.StateService, "admit", is_async=True)
     timed(openai_chat, "to_openai")
     timed(transport_loop.toollist, "encode_body")
-    timed(httpx.AsyncClient, "build_request")
+    timed(transport_loop.Sender, "request")
 
     def save() -> None:
         rows = [{k: (v - r["start"]) * 1e6 for k, v in r.items() if k != "start"} for r in done]

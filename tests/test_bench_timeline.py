@@ -21,7 +21,7 @@ def test_every_step_of_every_request_is_timed_in_order():
         assert times == sorted(times)
         assert request["headers"] <= request["body in"] <= request["parsed"]
         assert request["first chunk"] - request["upstream headers"] > 40_000  # the upstream's 50 ms
-    assert {"messages.features_of", "toollist.encode_body", "AsyncClient.build_request"} <= set(data["calls"])
+    assert {"messages.features_of", "toollist.encode_body", "Sender.request"} <= set(data["calls"])
     rows, n = medians(data)
     assert n == 4 and [r[0] for r in rows] == list(STEPS)
 

@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 
-import httpx
 import msgspec
 
 from fcc.engine.catalog.providers import Provider
@@ -31,7 +30,7 @@ from fcc.engine.translate import toollist
 from fcc.engine.translate.events import ErrorEvent, Event, MessageDelta, MessageStart, Ping
 from fcc.engine.translate.upstream_errors import in_stream
 from fcc.engine.transports.base import Adapter, Turn
-from fcc.engine.transports.http import stream_turn, who
+from fcc.engine.transports.http import Sender, stream_turn, who
 from fcc.engine.types import JSON, TransportName
 
 
@@ -164,12 +163,12 @@ SIGNATURE_TTL = 7 * 86_400.0
 class Dispatcher:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        sender: Sender,
         adapters: Mapping[TransportName, Adapter],
         keys: KeyStore,
         state: StateService,
     ) -> None:
-        self._client = client
+        self._sender = sender
         self._adapters = adapters
         self.keys = keys  # swapped when keys.env changes (server/reload.py)
         self.state = state
@@ -314,7 +313,7 @@ class Dispatcher:
             turn = self._turn(request, body, attempt, message_id, signatures)
             del body
             adapter = self._adapters[provider.transport]
-            async with aclosing(stream_turn(self._client, adapter, turn, self.keys)) as stream:
+            async with aclosing(stream_turn(self._sender, adapter, turn, self.keys)) as stream:
                 async for batch in stream:
                     if not batch:  # the upstream request is built and about to go out
                         request.built()

@@ -13,6 +13,7 @@ from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.routing.dispatch import Dispatcher
 from fcc.engine.state.service import StateService
 from fcc.engine.transports import TRANSPORTS, speed
+from fcc.engine.transports.http import Sender
 
 
 @contextlib.asynccontextmanager
@@ -36,6 +37,8 @@ async def running(
         transport = H1Transport(limits)
         if tls:  # httpx's trust store, loaded off the loop while the server starts
             warm = asyncio.ensure_future(asyncio.to_thread(transport.prepare))
+    elif transport is None:
+        transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)  # httpx's own pool
     async with httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(None, connect=30.0),
@@ -46,7 +49,7 @@ async def running(
         await service.start()
         try:
             adapters = {name: factory() for name, factory in TRANSPORTS.items()}
-            yield Dispatcher(client, adapters, keys, service)
+            yield Dispatcher(Sender(client, transport), adapters, keys, service)
         finally:
             await service.stop()
             if warm is not None:
