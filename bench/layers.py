@@ -17,10 +17,17 @@ the full run, and each one layer more than the one before:
 - `fcc`: `fcc serve` itself, adding routing, admission, fallback and the streaming response's
   pings and disconnect watch.
 
-The figure is the marginal CPU per token: (CPU per request with 1,000-token answers minus CPU per
+Each layer forwards the client's own body (Claude Code's 50-90 KB turn, whose model names the
+token count) to the upstream, so every layer moves the bytes fcc moves.
+
+The first figure is the marginal CPU per token: (CPU per request with 1,000-token answers minus CPU per
 request with 100-token answers) ÷ 900, so what a request costs besides its tokens cancels out.
-It prints the median over the rounds of each layer (interleaved, so the machine's slow minutes
-fall on all of them) and the step from the layer before.
+The second is the time each layer adds to the first token at one stream: its TTFT p50 over
+`--ttft-requests` requests minus the upstream's own, asked directly in the same round. At one
+stream every request reaches a process that has idled between tokens, which is where fcc's
+c=1 figure is made (bench/MISSED.md). It prints the median over the rounds of each layer
+(interleaved, so the machine's slow minutes fall on all of them) and the step from the layer
+before.
 """
 
 from __future__ import annotations
@@ -28,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import json
 import os
 import statistics
 import sys
@@ -37,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
-from bench.upstream import tokens_asked
 from bench.workload import BENCH_LIMITS, fcc_config, write_workload
 
 LAYERS = {
@@ -93,9 +98,7 @@ def app(layer: str, upstream: str) -> Callable[..., Any]:
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": b"{}"})
             return
-        asked = tokens_asked(await body_of(receive))
-        model = f"tokens-{asked if asked is not None else SHORT}"
-        sent = json.dumps({"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]})
+        sent = await body_of(receive)  # forwarded as it came: the upstream reads tokens-N in it
         headers = {"content-type": "application/json"}
         start = {
             "type": "http.response.start",
@@ -112,7 +115,7 @@ def app(layer: str, upstream: str) -> Callable[..., Any]:
 
             if "aiohttp" not in clients:
                 clients["aiohttp"] = aiohttp.ClientSession(auto_decompress=False)
-            async with clients["aiohttp"].post(url, data=sent.encode(), headers=headers) as response:
+            async with clients["aiohttp"].post(url, data=sent, headers=headers) as response:
                 await send(start)
                 async for chunk in response.content.iter_any():
                     await write(chunk)
@@ -170,8 +173,11 @@ def serve(layer: str, port: int, upstream: str) -> None:
     )
 
 
-def measure(rounds: int, short_requests: int, long_requests: int, work: Path) -> dict[str, list[float]]:
-    """Per layer, the marginal CPU µs per token of each round."""
+def measure(
+    rounds: int, short_requests: int, long_requests: int, ttft_requests: int, work: Path
+) -> dict[str, dict[str, list[float]]]:
+    """Per layer, of each round: "cpu", the marginal CPU µs per token; "ttft", the ms it adds to
+    the first token at one stream."""
     from bench.run import LOAD_CORES, PROXY_CORES, Client, Contender, fcc_argv
 
     pinned = len(os.sched_getaffinity(0)) >= 2
@@ -184,6 +190,7 @@ def measure(rounds: int, short_requests: int, long_requests: int, work: Path) ->
     env = {"XDG_CONFIG_HOME": str(work), "XDG_STATE_HOME": str(work / "state")}
     upstream = f"http://127.0.0.1:{up_port}/v1"
     out: dict[str, list[float]] = {layer: [] for layer in layers()}
+    added: dict[str, list[float]] = {layer: [] for layer in out}
     up_argv = procs.python_module("bench.upstream", f"--port={up_port}")
     with procs.running(
         up_argv, work / "upstream.log", f"http://127.0.0.1:{up_port}/health", cores=load, timeout=30
@@ -202,44 +209,65 @@ def measure(rounds: int, short_requests: int, long_requests: int, work: Path) ->
                 servers[layer] = Contender(
                     layer, f"http://127.0.0.1:{port}/v1/messages", "anthropic", proc.pid
                 )
+            direct = Contender("direct", f"{upstream}/chat/completions", "openai", None)
             client = Client(workload, work / "client.log", load, "raw")
             try:
                 for contender in servers.values():  # connections opened, code paths warm
                     _cpu_per_request(client, contender, 4, SHORT)
                 for _ in range(rounds):
+                    floor = _ttft_p50(client, direct, ttft_requests)
                     for layer, contender in servers.items():
                         short = _cpu_per_request(client, contender, short_requests, SHORT)
                         long = _cpu_per_request(client, contender, long_requests, LONG)
                         out[layer].append((long - short) / (LONG - SHORT) * 1e6)
+                        added[layer].append(_ttft_p50(client, contender, ttft_requests) - floor)
             finally:
                 client.close()
-    return out
+    return {"cpu": out, "ttft": added}
+
+
+def _ttft_p50(client: Any, contender: Any, requests: int) -> float:
+    """The median time to the first token, ms, of `requests` asked one at a time."""
+    records = _answered(contender, client.batch(contender, 1, requests, SHORT)["records"], SHORT)
+    return statistics.median(r[2] for r in records) * 1000
 
 
 def _cpu_per_request(client: Any, contender: Any, requests: int, tokens: int) -> float:
     before = procs.cpu_seconds(contender.pid)
     answered = client.batch(contender, 16, requests, tokens)
     spent = procs.cpu_seconds(contender.pid) - before
-    records = answered["records"]
+    return spent / len(_answered(contender, answered["records"], tokens))
+
+
+def _answered(contender: Any, records: list[Any], tokens: int) -> list[Any]:
     bad = [r for r in records if not r[0] or r[4] != tokens]
     if bad:
         raise RuntimeError(f"{contender.name}: {len(bad)} of {len(records)} answers failed or were cut short")
-    return spent / len(records)
+    return records
 
 
-def report(data: dict[str, list[float]], show: Callable[[str], None] = print) -> None:
-    rounds = len(next(iter(data.values())))
-    show(f"Marginal CPU per streamed token at 16 streams, median of {rounds} interleaved rounds, µs:")
+def report(data: dict[str, dict[str, list[float]]], show: Callable[[str], None] = print) -> None:
+    cpu, ttft = data["cpu"], data["ttft"]
+    rounds = len(next(iter(cpu.values())))
+    show(f"Median of {rounds} interleaved rounds: the marginal CPU per streamed token at 16 streams (µs),")
+    show("and the time added to the first token at one stream (ms; TTFT p50 minus the upstream's, asked")
+    show("directly in the same round):")
     show("")
-    show("| layer | µs per token | rounds | step from the layer before | what it is |")
-    show("|---|---|---|---|---|")
-    before = None
-    for layer, values in data.items():
-        median = statistics.median(values)
-        step = "" if before is None else f"{median - before:+.1f}"
-        spread = f"{min(values):.1f} to {max(values):.1f}"
-        show(f"| {layer} | {median:.1f} | {spread} | {step} | {LAYERS[layer]} |")
-        before = median
+    show("| layer | µs per token | rounds | step | added TTFT p50 at c=1, ms | rounds | step | what it is |")
+    show("|---|---|---|---|---|---|---|---|")
+    before: tuple[float, float] | None = None
+    for layer, values in cpu.items():
+        median, added = statistics.median(values), statistics.median(ttft[layer])
+        steps = ("", "") if before is None else (f"{median - before[0]:+.1f}", f"{added - before[1]:+.2f}")
+        spreads = (
+            f"{min(values):.1f} to {max(values):.1f}",
+            f"{min(ttft[layer]):.2f} to {max(ttft[layer]):.2f}",
+        )
+        show(
+            f"| {layer} | {median:.1f} | {spreads[0]} | {steps[0]} "
+            f"| {added:.2f} | {spreads[1]} | {steps[1]} | {LAYERS[layer]} |"
+        )
+        before = (median, added)
 
 
 def main() -> None:
@@ -253,9 +281,15 @@ def main() -> None:
     parser.add_argument(
         "--long-requests", type=int, default=32, help="1,000-token requests per round (default 32)"
     )
+    parser.add_argument(
+        "--ttft-requests",
+        type=int,
+        default=16,
+        help="requests at one stream per round, for TTFT (default 16)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead")
     args = parser.parse_args()
-    work = functools.partial(measure, args.rounds, args.requests, args.long_requests)
+    work = functools.partial(measure, args.rounds, args.requests, args.long_requests, args.ttft_requests)
     procs.run_tool("fcc-layers-", args.json, work, report)
 
 
