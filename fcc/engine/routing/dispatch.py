@@ -8,7 +8,6 @@ one clean stream. Once content has flowed, a failure ends the stream with an err
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Mapping
@@ -19,6 +18,7 @@ import msgspec
 from fcc.engine.catalog.providers import Provider
 from fcc.engine.catalog.secrets import KeyStore
 from fcc.engine.errors import UpstreamError
+from fcc.engine.ids import hex_id
 from fcc.engine.request.features import Features
 from fcc.engine.routing.candidates import Attempt, Plan
 from fcc.engine.routing.router import Route
@@ -96,7 +96,7 @@ class TurnRecord(msgspec.Struct):
 
 
 def new_message_id() -> str:
-    return "msg_fcc" + secrets.token_hex(12)
+    return hex_id("msg_fcc")
 
 
 class Request(msgspec.Struct):

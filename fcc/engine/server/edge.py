@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from fcc.engine.errors import UpstreamError
+from fcc.engine.ids import hex_id
 from fcc.engine.translate.events import ErrorEvent, Event, MessageStart, Ping, encode
 
 log = logging.getLogger("fcc.server")
@@ -20,7 +20,7 @@ TIMEOUT = object()
 
 
 def request_id() -> str:
-    return "req_fcc" + secrets.token_hex(12)
+    return hex_id("req_fcc")
 
 
 def error_response(
@@ -59,9 +59,15 @@ class Pump:
     working): it runs in a task. Every later pull runs in the puller's own task, with no
     task, future or timer per batch: a batch costs one wake-up of the response's task."""
 
-    def __init__(self, source: AsyncGenerator[list[Event], None]) -> None:
+    def __init__(
+        self, source: AsyncGenerator[list[Event], None], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self._source = source
         self._pending: asyncio.Future[list[Event]] | None = None
+        # The server's loop, handed in: on Python 3.11 each asyncio.get_running_loop() (and
+        # every asyncio helper that looks the loop up: ensure_future, wait, current_task) makes
+        # a getpid() system call, thirteen per request in all before these were cut.
+        self._loop = loop or asyncio.get_running_loop()
 
     async def first(self, timeout: float) -> Any:
         """The first batch, or TIMEOUT if none came within `timeout` (it is still coming).
@@ -74,12 +80,25 @@ class Pump:
         batch = await anext(self._source)
         if batch:
             return batch
-        self._pending = asyncio.ensure_future(self._next())
-        done, _ = await asyncio.wait({self._pending}, timeout=timeout)
-        if not done:
+        loop = self._loop
+        pending = self._pending = loop.create_task(self._next())
+        woken = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        pending.add_done_callback(wake)
+        timer = loop.call_later(timeout, wake)
+        try:
+            await woken
+        finally:
+            timer.cancel()
+            pending.remove_done_callback(wake)
+        if not pending.done():
             return TIMEOUT
-        future, self._pending = self._pending, None
-        return future.result()
+        self._pending = None
+        return pending.result()
 
     async def pull(self) -> list[Event]:
         """The next batch; StopAsyncIteration at the end."""
@@ -133,6 +152,7 @@ class EventStream(StreamingResponse):
         start: MessageStart,
         headers: Mapping[str, str],
         done: Callable[[], object],
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(iter(()), media_type="text/event-stream", headers=dict(headers))
         self._first = first
@@ -143,17 +163,17 @@ class EventStream(StreamingResponse):
         self._started = False  # a message_start has gone out
         self._writing = False  # a write is under way (a ping must wait)
         self._last = 0.0  # loop time of the last write
-        # Kept, not looked up per write: on Python 3.11 asyncio.get_running_loop() makes a
-        # getpid() system call each time (a fork check).
-        self._loop = asyncio.get_running_loop()  # made by the route handler, in the server's loop
+        # The server's loop, handed in or looked up once, never per write: on Python 3.11
+        # asyncio.get_running_loop() makes a getpid() system call each time (a fork check).
+        self._loop = loop or asyncio.get_running_loop()
         self._ping: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._gone = False  # the client left
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        task = asyncio.current_task()
+        task = asyncio.current_task(self._loop)
         assert task is not None
-        listener = asyncio.ensure_future(self._listen(receive, task))
+        listener = self._loop.create_task(self._listen(receive, task))
         try:
             await self._stream(send, scope.get(SERVER_SEND, send))
         except asyncio.CancelledError:

@@ -65,7 +65,7 @@ async def messages(request: Request) -> Response:
     )
     del body, raw
     assert state.dispatcher is not None
-    pump = Pump(state.dispatcher.events(turn, record))
+    pump = Pump(state.dispatcher.events(turn, record), state.loop)
     headers["x-fcc-route"] = plan.attempts[0].candidate.label
     if not record.stream:
         return await _whole(state, pump, record, headers)
@@ -83,7 +83,9 @@ async def messages(request: Request) -> Response:
     _tried(record, headers)
     headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
     start = MessageStart(new_message_id(), features.model, Usage(estimate, 1))
-    return EventStream(first, pump, interval, start, headers, lambda: state.finish(record, record.status))
+    return EventStream(
+        first, pump, interval, start, headers, lambda: state.finish(record, record.status), state.loop
+    )
 
 
 def _probe_answer(state: AppState, probe: Probe, body: JSON, estimate: int, record: TurnRecord) -> Response:

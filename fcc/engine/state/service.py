@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
@@ -23,6 +22,7 @@ from typing import TypeVar
 import msgspec
 
 from fcc.engine.catalog.providers import Provider
+from fcc.engine.ids import hex_id
 from fcc.engine.state.admission import (
     LEASE_TTL,
     Admission,
@@ -119,7 +119,7 @@ class StateService:
 
     async def admit(self, provider: Provider, model: str) -> Admission:
         check = self.check_for(provider, model)
-        lease_id = secrets.token_hex(8)
+        lease_id = hex_id("", 8)
         now = self.clock()
         if self._degraded is None:
             try:

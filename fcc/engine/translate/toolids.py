@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import secrets
+
+from fcc.engine.ids import hex_id
 
 _VALID = re.compile(r"^[a-zA-Z0-9_-]{1,200}$")
 _PREFIX = "fccx_"
@@ -15,7 +16,7 @@ _PREFIX = "fccx_"
 
 def to_anthropic(upstream_id: str | None) -> str:
     if not upstream_id:
-        return "toolu_fcc" + secrets.token_hex(12)
+        return hex_id("toolu_fcc")
     if _VALID.match(upstream_id) and not upstream_id.startswith(_PREFIX):
         return upstream_id
     encoded = base64.urlsafe_b64encode(upstream_id.encode()).decode().rstrip("=")

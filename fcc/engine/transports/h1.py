@@ -320,6 +320,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         self._slots: collections.deque[asyncio.Future[None]] = collections.deque()
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop its connections live in
 
     def prepare(self) -> None:
         """Loads the trust store ahead of the first HTTPS request (a few hundredths of a second)."""
@@ -400,7 +401,9 @@ class H1Transport(httpx.AsyncBaseTransport):
     # ---- the pool ----
 
     async def _acquire(self, key: Key, timeout: dict[str, Any], request: httpx.Request) -> _Connection:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:  # looked up once: on Python 3.11 each lookup is a getpid() system call
+            loop = self._loop = asyncio.get_running_loop()
         while True:
             idle = self._idle.get(key)
             now = loop.time()

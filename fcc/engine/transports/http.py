@@ -55,9 +55,9 @@ class Silence:
     the client, which is not the upstream's silence), in whichever task is waiting: the
     stream's first pull and the later ones run in different tasks."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, loop: asyncio.AbstractEventLoop) -> None:
         self._seconds = seconds
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop
         self._since = self._loop.time()  # when the current wait began
         self._waiting: asyncio.Task[Any] | None = None
         self._fired = False
@@ -104,6 +104,7 @@ class Sender:
 
     def __init__(self, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport) -> None:
         self._transport = transport
+        self.loop = asyncio.get_running_loop()  # made in the server's loop: no lookup per request
         self._defaults = {name.lower(): value for name, value in client.headers.items()}
 
     def request(
@@ -224,7 +225,7 @@ async def stream_turn(
         # MockTransport, say) has no raw reads left; aiter_bytes serves its content.
         plain = "content-encoding" not in response.headers and not response.is_stream_consumed
         chunks = response.aiter_raw() if plain else response.aiter_bytes()
-        silence = Silence(timeouts.idle)
+        silence = Silence(timeouts.idle, sender.loop)
         try:
             while True:
                 try:
