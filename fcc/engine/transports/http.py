@@ -97,10 +97,11 @@ class Sender:
     transport. `AsyncClient.send` adds nothing fcc uses to a request: fcc follows no redirect
     and runs no auth flow or event hook. But it does pass every answer's headers through
     urllib into a cookie jar, and `build_request` merges the client's headers through two
-    Headers objects: 60 of the 71 µs a request cost there (bench/MISSED.md). The client keeps
-    its roles: it owns the transport and closes it, and its default headers (user-agent,
-    accept, accept-encoding) go out as before, with the adapter's on top. Timeouts travel as
-    httpx's do, in the request's extensions, and the transport enforces them as before."""
+    Headers objects: in a hot loop over a 57 KB body, 60 of the 71 µs a request cost there
+    beyond the transport's own work. The client keeps its roles: it owns the transport and
+    closes it, and its default headers (user-agent, accept, accept-encoding) go out as
+    before, with the adapter's on top. Timeouts travel as httpx's do, in the request's
+    extensions, and the transport enforces them as before."""
 
     def __init__(self, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport) -> None:
         self._transport = transport
