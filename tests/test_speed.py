@@ -1,6 +1,7 @@
 """fcc/engine/transports/speed.py: the fast paths are used when installed and can each be turned off;
-asking for one that is missing says how to get it. The whole integration suite also runs with
-FCC_LOOP=asyncio FCC_HTTP=h11 FCC_UPSTREAM=httpx in CI (.ci/run)."""
+asking for one that is missing says how to get it. In CI (.ci/run) the integration tests also
+run with FCC_LOOP=asyncio FCC_HTTP=h11, and the upstream-facing ones with FCC_UPSTREAM=httpx
+as well."""
 
 from __future__ import annotations
 
