@@ -64,9 +64,9 @@ class _Connection(asyncio.Protocol):
         self.writable = True
         self.drained: asyncio.Future[None] | None = None
         self.idle_since = 0.0
-        self._begin(head=False)
+        self.begin(head=False)
 
-    def _begin(self, head: bool) -> None:
+    def begin(self, head: bool) -> None:
         """State for the next answer on this connection."""
         self.head = head  # a HEAD request's answer has headers only
         self.status = 0
@@ -169,20 +169,23 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def wait(self, timeout: float | None) -> None:
-        """Until the parser or the socket has news; TimeoutError after `timeout` seconds."""
+    async def news(self, timeout: float | None, request: httpx.Request) -> None:
+        """Until the parser or the socket has news (headers, body bytes, the end); the httpx
+        error if the connection broke, or ReadTimeout after `timeout` seconds of silence."""
+        if self.lost or self.broken is not None:
+            raise self.failure(request)
         waiter = self.waiter = self.loop.create_future()
+        expiry = self.loop.call_later(timeout, _expire, waiter) if timeout is not None else None
         try:
-            if timeout is None:
-                await waiter
-            else:
-                expiry = self.loop.call_later(timeout, _expire, waiter)
-                try:
-                    await waiter
-                finally:
-                    expiry.cancel()
+            await waiter
+        except TimeoutError:
+            raise httpx.ReadTimeout(
+                "the upstream sent nothing within the read timeout", request=request
+            ) from None
         finally:
             self.waiter = None
+            if expiry is not None:
+                expiry.cancel()
 
     def take(self) -> bytes:
         """Every body byte that came since the last take, as one piece."""
@@ -275,17 +278,13 @@ class _Body(httpx.AsyncByteStream):
                 self._conn = None
                 self._pool.release(conn)
                 return
-            elif conn.lost or conn.broken is not None:
-                self._conn = None
-                self._pool.discard(conn)
-                raise conn.failure(self._request)
             else:
                 try:
-                    await conn.wait(self._timeout)
-                except TimeoutError:
-                    raise httpx.ReadTimeout(
-                        "the upstream sent nothing in time", request=self._request
-                    ) from None
+                    await conn.news(self._timeout, self._request)
+                except httpx.TransportError:  # broken or silent: nobody can reuse it
+                    self._conn = None
+                    self._pool.discard(conn)
+                    raise
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None
@@ -347,17 +346,11 @@ class H1Transport(httpx.AsyncBaseTransport):
         timeout: dict[str, Any] = request.extensions.get("timeout", {})
         head = _head(request)
         conn = await self._acquire(key, timeout, request)
-        conn._begin(head=request.method == "HEAD")
+        conn.begin(head=request.method == "HEAD")
         try:
             await self._send(conn, head, request, timeout.get("write"))
-            read = timeout.get("read")
             while not conn.headers_done:
-                if conn.lost or conn.broken is not None:
-                    raise conn.failure(request)
-                try:
-                    await conn.wait(read)
-                except TimeoutError:
-                    raise httpx.ReadTimeout("the upstream did not answer in time", request=request) from None
+                await conn.news(timeout.get("read"), request)
         except BaseException:
             self.discard(conn)
             raise
@@ -474,7 +467,7 @@ class H1Transport(httpx.AsyncBaseTransport):
         if not reusable:
             self._drop(conn)
             return
-        conn._begin(head=False)
+        conn.begin(head=False)
         conn.idle_since = conn.loop.time()
         self._idle.setdefault(conn.key, []).append(conn)
         self._idle_count += 1
