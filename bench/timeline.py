@@ -36,12 +36,11 @@ STEPS = {
     "handler": "fcc's route handler starts reading the body",
     "parsed": "the body is parsed (msgspec)",
     "built": "the upstream request is built and encoded",
-    "send": "it is handed to fcc's upstream transport (transports/h1.py)",
+    "sent": "fcc's upstream transport (transports/h1.py) has written it to a kept-alive connection",
+    "response": "the streaming response is set up; it waits for the upstream in this task",
     "upstream headers": "the upstream's status line and headers are in",
     "first chunk": "the upstream's first chunk (50 ms later: its time to first token)",
-    "handler resumed": "the route handler has the first batch of events",
-    "response": "the streaming response starts",
-    "written": "the first events are written to the client",
+    "written": "the first events (and, just before, the response's head) are written",
 }
 WARM_UP = 10
 OUT_ENV = "FCC_TIMELINE_OUT"
@@ -51,7 +50,6 @@ def _hooks(out: Path) -> None:
     """Wrap the functions whose start or end marks a step; the timeline goes to `out` at exit."""
     import uvicorn.protocols.http.httptools_impl as httptools_impl
 
-    import fcc.engine.routing.dispatch as dispatch
     import fcc.engine.server.edge as edge
     import fcc.engine.server.messages as messages
     import fcc.engine.state.service as service
@@ -73,6 +71,16 @@ def _hooks(out: Path) -> None:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             mark(name)
             return f(*args, **kwargs)
+
+        setattr(owner, attr, wrapped)
+
+    def after(owner: Any, attr: str, name: str) -> None:
+        f = getattr(owner, attr)
+
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            result = f(*args, **kwargs)
+            mark(name)
+            return result
 
         setattr(owner, attr, wrapped)
 
@@ -129,9 +137,9 @@ def _hooks(out: Path) -> None:
     before(protocol, "on_headers_complete", "headers")
     before(protocol, "on_message_complete", "body in")
     around(messages, "read_body", "handler", "parsed")
-    before(dispatch.Request, "built", "built")
-    around(h1.H1Transport, "handle_async_request", "send", "upstream headers")
-    around(edge.Pump, "first", None, "handler resumed")
+    before(transport_loop.Sender, "start", "built")
+    after(h1.H1Transport, "send_now", "sent")
+    around(h1.H1Transport, "_answer", None, "upstream headers")
     around(edge.EventStream, "__call__", "response", None)
     chunks = h1._Body.__aiter__
 

@@ -21,7 +21,7 @@ from fcc.engine.routing.candidates import plan
 from fcc.engine.routing.dispatch import Request
 from fcc.engine.routing.router import decide
 from fcc.engine.server import create_app
-from fcc.engine.server.edge import TIMEOUT, Pump
+from fcc.engine.server.edge import Pump
 from tests.conftest import FIXTURES, Live, replay_config
 from tests.support.servers import serve
 
@@ -93,36 +93,36 @@ def test_a_fallback_sends_what_the_backend_would_get_first_hand(
     assert len(json.dumps(first_hand)) > 20_000  # the whole recorded turn went through
 
 
-def test_the_first_steps_run_in_the_callers_task_and_the_wait_in_another():
-    """Pump.first: everything up to the first empty batch runs in the caller's task (so a
-    request's parsed body is dropped before other requests' handlers run); the wait after it
-    runs in a task of its own, which a timeout does not cancel."""
+def test_the_whole_walk_runs_in_the_callers_task():
+    """Pump: everything up to the first empty batch runs in the caller's task (so a request's
+    parsed body is dropped before other requests' handlers run), and so does the wait after
+    it: the first content wakes the task that writes it, no other."""
     tasks: dict[str, asyncio.Task[Any] | None] = {}
     go = asyncio.Event()
 
     async def walk() -> AsyncGenerator[list[Any], None]:
         tasks["built"] = asyncio.current_task()
-        yield []  # the request is about to go out
+        yield []  # the request is out: waiting begins
         tasks["waited"] = asyncio.current_task()
         await go.wait()
         yield ["first"]
-        yield []  # an empty batch later is skipped too
+        yield []  # an empty batch later is skipped
         yield ["second"]
 
-    async def scenario() -> tuple[Any, list[Any], list[Any], asyncio.Task[Any] | None]:
+    async def scenario() -> tuple[list[Any], list[Any], list[Any], asyncio.Task[Any] | None]:
         pump = Pump(walk())
-        first = await pump.first(0.05)
-        assert tasks["built"] is asyncio.current_task()
-        go.set()
+        first = await pump.begin()
+        assert tasks["built"] is asyncio.current_task() and "waited" not in tasks
+        asyncio.get_running_loop().call_later(0.02, go.set)
         got = await pump.pull()
         after = await pump.pull()
         await pump.aclose()
         return first, got, after, asyncio.current_task()
 
     first, got, after, caller = asyncio.run(scenario())
-    assert first is TIMEOUT  # the upstream was slow: the wait went on, uncancelled
+    assert first == []
     assert got == ["first"] and after == ["second"]
-    assert tasks["waited"] is not None and tasks["waited"] is not caller
+    assert tasks["waited"] is caller
 
 
 def test_an_answer_from_a_model_the_doctor_found_unreachable_clears_that_finding(tmp_path, live_upstream):
@@ -190,12 +190,28 @@ def test_a_streamed_answer_writes_its_body_to_the_servers_own_send():
             server.append(message)
 
         pump = Pump(walk())
-        first = await pump.first(5.0)
+        first = await pump.begin()
         start = MessageStart("msg_1", "m", Usage(3, 1))
-        stream = EventStream(first, pump, 30.0, start, {}, lambda: None)
+        stream = EventStream(first, pump, 30.0, start, _Answered())
         await stream({"type": "http", SERVER_SEND: to_server}, receive, via_wrappers)
 
     asyncio.run(scenario())
     assert [m["type"] for m in wrapped] == ["http.response.start"]
     assert [m["type"] for m in server] == ["http.response.body", "http.response.body"]
     assert b"message_stop" in server[0]["body"] and server[-1]["more_body"] is False
+
+
+class _Answered:
+    """edge.Answer for a stream that is never refused."""
+
+    def __init__(self) -> None:
+        self.ended: list[int | None] = []
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def refused(self, exc: Exception | None) -> Any:
+        raise AssertionError(f"refused: {exc}")
+
+    def done(self, status: int | None) -> None:
+        self.ended.append(status)

@@ -227,6 +227,25 @@ def test_client_disconnect_cancels_the_upstream_and_frees_the_slot(
         assert quick.status_code == 200 and time.monotonic() - started < 2
 
 
+def test_a_client_gone_before_the_first_token_cancels_the_upstream_at_once(
+    tmp_path: Path, live_upstream: Live
+):
+    """The answer waits for its first content in the task that will write it, with the
+    client's disconnect watched from the start: a client that gives up on a model still
+    thinking frees the upstream and its slot then, not at the next ping (60 s here)."""
+    upstream = live_upstream.upstream
+    limit = "    limits: {concurrent_streams: 1}\n"
+    extra = "server:\n  ping_interval: 60\n"
+    with fcc(tmp_path, live_upstream, extra, default="replay/fault:think", replay=limit) as (url, state):
+        before = upstream.active
+        body = {"model": "m", "max_tokens": 5, "stream": True, "messages": USER}
+        with pytest.raises(httpx.ReadTimeout):  # nothing came: the client walks away
+            httpx.post(f"{url}/v1/messages", json=body, timeout=httpx.Timeout(10, read=0.5))
+        assert upstream.requests[-1].body["model"] == "fault:think"
+        assert settle(lambda: upstream.active == before, timeout=3), "the upstream kept thinking"
+        assert settle(lambda: state.dispatcher.active("replay") == 0), "the stream slot was not released"
+
+
 def test_open_circuit_skips_the_failing_candidate(tmp_path: Path, live_upstream: Live):
     upstream = live_upstream.upstream
     extra = "fallbacks:\n  default: [replay/text:rescued]\n"

@@ -413,6 +413,43 @@ async def test_a_reader_that_falls_behind_holds_the_upstream_back():
         assert got == 8 * 2**20
 
 
+async def test_a_request_goes_out_before_its_answer_is_awaited_and_one_never_awaited_frees_its_connection():
+    """H1Transport.send_now (what Sender.start uses): with a kept-alive connection at hand the
+    request is on the wire when the call returns, and awaiting only waits for the answer; a
+    written request whose answer is never awaited closes its connection (nobody could read
+    the answer off it); with no connection at hand, nothing goes out until awaited."""
+    arrived: asyncio.Queue[int] = asyncio.Queue()
+
+    async def noted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        arrived.put_nowait(n)
+        return await answer(reader, writer, n)
+
+    def post(url: str) -> httpx.Request:
+        return httpx.Request("POST", url + "/v1/chat/completions", content=b"{}")
+
+    transport = H1Transport(LIMITS)
+    async with raw_server(noted) as (url, connections):
+        first = transport.send_now(post(url))  # no connection yet: a coroutine, not started
+        await asyncio.sleep(0.1)
+        assert arrived.empty()
+        response = await first
+        await response.aread()
+        assert await arrived.get() == 1
+
+        pending = transport.send_now(post(url))  # written on the kept-alive connection now
+        assert await asyncio.wait_for(arrived.get(), 2) == 2
+        response = await pending
+        assert b"hello" in await response.aread()
+
+        transport.send_now(post(url)).close()  # written, never read
+        assert await asyncio.wait_for(arrived.get(), 2) == 3
+        response = await transport.send_now(post(url))  # so this one needs a new connection
+        await response.aread()
+        assert len(connections) == 2
+        assert transport._open == 1  # the abandoned one is not counted as open any more
+    await transport.aclose()
+
+
 def gc_objects(kind: type) -> list[Any]:
     import gc
 

@@ -8,7 +8,8 @@ The model name picks the behaviour:
   doctor:KIND[:DELAY]  shapes fcc doctor tells apart: agent, thinker, astext, schema400, talker
   text:WORDS           a plain streamed answer of WORDS
   fault:NAME[:ARG]     reset_before, reset_mid, malformed, slow_first:SECONDS, hang,
-                       trickle:SECONDS (one word every SECONDS, five words)
+                       think (200 and a role, then nothing), trickle:SECONDS (one word
+                       every SECONDS, five words)
 Every request body and its headers are recorded; `active` counts streams still running,
 so a test can see that fcc cancelled what its client abandoned.
 """
@@ -107,6 +108,7 @@ class Upstream:
                 0.0,
             ),
             "hang": ([role, _chunk({"content": "thinking..."}), "HANG"], 0.0),
+            "think": ([role, "HANG"], 0.0),  # answers 200, then a model that never says a word
             "trickle": (_openai_text("one two three four five"), float(arg or 1)),
         }
         events, gaps = plans[name]

@@ -221,7 +221,8 @@ class Dispatcher:
         """Event batches of the first candidate that produces content; UpstreamError if none does.
         An empty batch marks where the walk is about to wait on something slow (an upstream's
         answer, a backend that is busy): what came before (admission, building the upstream
-        request) is quick, and a consumer may hand the rest to another task there."""
+        request and writing it) is quick, and a consumer may set up its answer there, while
+        the upstream thinks (server/messages.py)."""
         message_id = new_message_id()
         last: UpstreamError | None = None
         try:

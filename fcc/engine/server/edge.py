@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Mapping
+from typing import Any, Protocol
 
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from fcc.engine.errors import UpstreamError
@@ -16,7 +16,6 @@ from fcc.engine.ids import hex_id
 from fcc.engine.translate.events import ErrorEvent, Event, MessageStart, Ping, encode
 
 log = logging.getLogger("fcc.server")
-TIMEOUT = object()
 
 
 def request_id() -> str:
@@ -54,74 +53,43 @@ def upstream_error_response(exc: UpstreamError, headers: dict[str, str] | None =
 
 
 class Pump:
-    """Pulls the dispatcher's event batches. The first pull may time out without being
-    cancelled (the route handler must answer within a ping interval, and the upstream keeps
-    working): it runs in a task. Every later pull runs in the puller's own task, with no
-    task, future or timer per batch: a batch costs one wake-up of the response's task."""
+    """Pulls the dispatcher's event batches, each in the puller's own task: no task, future
+    or timer per batch, so a batch costs one wake-up of the task that writes it."""
 
-    def __init__(
-        self, source: AsyncGenerator[list[Event], None], loop: asyncio.AbstractEventLoop | None = None
-    ) -> None:
+    def __init__(self, source: AsyncGenerator[list[Event], None]) -> None:
         self._source = source
-        self._pending: asyncio.Future[list[Event]] | None = None
-        # The server's loop, handed in: on Python 3.11 each asyncio.get_running_loop() (and
-        # every asyncio helper that looks the loop up: ensure_future, wait, current_task) makes
-        # a getpid() system call, thirteen per request in all before these were cut.
-        self._loop = loop or asyncio.get_running_loop()
 
-    async def first(self, timeout: float) -> Any:
-        """The first batch, or TIMEOUT if none came within `timeout` (it is still coming).
-
-        The dispatcher's quick first steps (admission, building the upstream request) run in
-        the caller's task, up to its first empty batch (routing/dispatch.py): only the wait
-        for the upstream goes to a task of its own. Handed over sooner, they would queue
-        behind every request that arrived meanwhile, each holding its parsed body: at 256
-        streams, over 200 of them at once."""
-        batch = await anext(self._source)
-        if batch:
-            return batch
-        loop = self._loop
-        pending = self._pending = loop.create_task(self._next())
-        woken = loop.create_future()
-
-        def wake(_: object = None) -> None:
-            if not woken.done():
-                woken.set_result(None)
-
-        pending.add_done_callback(wake)
-        timer = loop.call_later(timeout, wake)
-        try:
-            await woken
-        finally:
-            timer.cancel()
-            pending.remove_done_callback(wake)
-        if not pending.done():
-            return TIMEOUT
-        self._pending = None
-        return pending.result()
+    async def begin(self) -> list[Event]:
+        """The first batch, after the dispatcher's quick first steps (admission, the upstream
+        request built and, where it can be at once, written): [] when what is left is the
+        wait for the upstream (routing/dispatch.py). The caller sets up its answer then."""
+        return await anext(self._source)
 
     async def pull(self) -> list[Event]:
         """The next batch; StopAsyncIteration at the end."""
-        if self._pending is not None:
-            future, self._pending = self._pending, None
-            return await future
-        return await self._next()
-
-    async def _next(self) -> list[Event]:
         while True:
             batch = await anext(self._source)
             if batch:  # an empty one only says that waiting begins
                 return batch
 
     async def aclose(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            # The pull finishes its own cleanup (closing the upstream) before the stream ends.
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(self._pending)
-            self._pending = None
         with contextlib.suppress(Exception):
             await self._source.aclose()
+
+
+class Answer(Protocol):
+    """What a streamed answer asks of the request it answers, at the moment it needs it."""
+
+    def headers(self) -> Mapping[str, str]:
+        """The response's headers, when it commits to a status of 200."""
+
+    def refused(self, exc: UpstreamError | None) -> Response:
+        """The HTTP error to answer with instead, nothing having been written yet: `exc`, or
+        None if the upstream ended without a word. The request is over when this returns."""
+
+    def done(self, status: int | None) -> None:
+        """The stream has ended, however it ended: with `status` if it failed before it was
+        committed (fcc's own error), else with the request's own."""
 
 
 # The server's own `send`, kept in the scope by the application (server/app.py): Starlette's
@@ -133,33 +101,40 @@ SERVER_SEND = "fcc.server_send"
 
 
 class EventStream(StreamingResponse):
-    """The SSE stream of a committed answer: one write per batch, a ping when the upstream has
-    been silent for `interval` seconds, and an end the moment the client leaves.
+    """The SSE answer to a streamed request, set up while the upstream is still thinking: it
+    commits to 200 with the first content (one write of the head, one of the events) or, if
+    the upstream stays silent for `interval` seconds, with a message_start of fcc's own and a
+    ping (the upstream's is then dropped). An upstream that refuses or fails before either
+    gets the HTTP error instead (another candidate has had its turn by then: routing/
+    dispatch.py). After that: one write per batch, a ping when the upstream has been silent
+    for `interval` seconds, and an end the moment the client leaves.
 
-    The batches are pulled in the response's own task. Pings come from one timer per
-    interval, re-armed from the time of the last write (not one per batch), and go out only
-    between writes, so two writes never overlap. A task listening for the client's
-    disconnect cancels the stream at once, even while the upstream is silent: its slot
-    frees up then, not at the next write. `first` is the first batch or TIMEOUT (then a
-    message_start of fcc's own goes first and the upstream's is dropped); `done` runs once,
-    however the stream ended."""
+    The batches are pulled in the response's own task, the one the route handler ran in: the
+    first content wakes that task and nothing else. Pings come from one timer per interval,
+    re-armed from the time of the last write (not one per batch), and go out only between
+    writes, so two writes never overlap. A task listening for the client's disconnect
+    cancels the stream at once, even while the upstream is silent: its slot frees up then,
+    not at the next write. `first` is the dispatcher's first batch (Pump.begin)."""
 
     def __init__(
         self,
-        first: Any,
+        first: list[Event],
         pump: Pump,
         interval: float,
         start: MessageStart,
-        headers: Mapping[str, str],
-        done: Callable[[], object],
+        answer: Answer,
         loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        super().__init__(iter(()), media_type="text/event-stream", headers=dict(headers))
+        super().__init__(iter(()), media_type="text/event-stream")
         self._first = first
         self._pump = pump
         self._interval = interval
         self._start = start
-        self._done = done
+        self._answer = answer
+        self._head: Send | None = None  # the send the response's start goes through
+        self._committed = False  # the start (status 200) has gone out
+        self._refused = False  # an HTTP error went out instead
+        self._crashed = False  # fcc failed before anything was written
         self._started = False  # a message_start has gone out
         self._writing = False  # a write is under way (a ping must wait)
         self._last = 0.0  # loop time of the last write
@@ -174,8 +149,9 @@ class EventStream(StreamingResponse):
         task = asyncio.current_task(self._loop)
         assert task is not None
         listener = self._loop.create_task(self._listen(receive, task))
+        self._head = send
         try:
-            await self._stream(send, scope.get(SERVER_SEND, send))
+            await self._stream(scope, receive, scope.get(SERVER_SEND, send))
         except asyncio.CancelledError:
             if not self._gone:
                 raise  # the server is shutting down
@@ -191,28 +167,30 @@ class EventStream(StreamingResponse):
         self._gone = True
         task.cancel()
 
-    async def _stream(self, start: Send, send: Send) -> None:
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = self._loop
         try:
-            await start(
-                {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-            )
             self._last = loop.time()
             self._timer = loop.call_at(self._last + self._interval, self._tick, send)
             item = self._first
             while True:
-                if item is TIMEOUT:
-                    await self._write(send, self._ping_bytes())
-                else:
+                if item:
                     await self._write(send, self._batch_bytes(item))
                 try:
                     item = await self._pump.pull()
                 except StopAsyncIteration:
+                    if await self._refuse(scope, receive, None):
+                        return
                     break
                 except UpstreamError as exc:
+                    if await self._refuse(scope, receive, exc):
+                        return
                     await self._write(send, encode(ErrorEvent(exc.error_type, str(exc))))
                     break
                 except Exception:
+                    if not await self._committing():
+                        self._crashed = True
+                        raise  # nothing written yet: the server's own error answer (a 500)
                     log.exception("stream failed")
                     failed = ErrorEvent("api_error", "fcc failed while streaming this answer; see its log")
                     await self._write(send, encode(failed))
@@ -224,7 +202,27 @@ class EventStream(StreamingResponse):
             if self._ping is not None:
                 self._ping.cancel()
             await self._pump.aclose()
-            self._done()
+            if not self._refused:
+                self._answer.done(500 if self._crashed else None)
+
+    async def _committing(self) -> bool:
+        """Whether the stream has committed to 200, once any ping under way has gone out."""
+        if self._ping is not None:
+            ping, self._ping = self._ping, None
+            with contextlib.suppress(Exception):
+                await ping
+        return self._committed
+
+    async def _refuse(self, scope: Scope, receive: Receive, exc: UpstreamError | None) -> bool:
+        """The HTTP error instead of the stream, if nothing has been written yet."""
+        if await self._committing():
+            return False
+        self._refused = True
+        if self._timer is not None:
+            self._timer.cancel()  # no ping may start the stream now
+        assert self._head is not None
+        await self._answer.refused(exc)(scope, receive, self._head)
+        return True
 
     def _batch_bytes(self, batch: list[Event]) -> bytes:
         out = []
@@ -250,9 +248,19 @@ class EventStream(StreamingResponse):
         await self._send(send, body, more)
 
     async def _send(self, send: Send, body: bytes, more: bool = True) -> None:
-        """One write; while it is under way no ping starts, and the next is due an interval after it."""
+        """One write, after the response's start if it is the first; while it is under way no
+        ping starts, and the next is due an interval after it."""
         self._writing = True
         try:
+            if not self._committed:
+                self._committed = True
+                self.init_headers(self._answer.headers())
+                assert self._head is not None
+                # Through Starlette's error handling, which must know the answer has begun;
+                # every write after it goes straight to the server (SERVER_SEND).
+                await self._head(
+                    {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+                )
             await send({"type": "http.response.body", "body": body, "more_body": more})
         finally:
             self._writing = False

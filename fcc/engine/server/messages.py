@@ -65,27 +65,47 @@ async def messages(request: Request) -> Response:
     )
     del body, raw
     assert state.dispatcher is not None
-    pump = Pump(state.dispatcher.events(turn, record), state.loop)
+    pump = Pump(state.dispatcher.events(turn, record))
     headers["x-fcc-route"] = plan.attempts[0].candidate.label
     if not record.stream:
         return await _whole(state, pump, record, headers)
-    interval = settings.server.ping_interval
+    answer = _Streamed(state, record, headers)
     try:
-        first = await pump.first(interval)
+        first = await pump.begin()
     except StopAsyncIteration:
         await pump.aclose()
-        state.finish(record, 502)
-        return error_response(502, "api_error", "the upstream ended without answering")
+        return answer.refused(None)
     except UpstreamError as exc:
         await pump.aclose()
-        state.finish(record, exc.status)
-        return upstream_error_response(exc, _tried(record, headers))
-    _tried(record, headers)
-    headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return answer.refused(exc)
+    # The upstream is thinking: the response is set up now, and the first content wakes the
+    # task that writes it (server/edge.py).
     start = MessageStart(new_message_id(), features.model, Usage(estimate, 1))
-    return EventStream(
-        first, pump, interval, start, headers, lambda: state.finish(record, record.status), state.loop
-    )
+    return EventStream(first, pump, settings.server.ping_interval, start, answer, state.loop)
+
+
+class _Streamed:
+    """A streamed request's side of its answer (edge.Answer)."""
+
+    def __init__(self, state: AppState, record: TurnRecord, headers: dict[str, str]) -> None:
+        self._state = state
+        self._record = record
+        self._headers = headers
+
+    def headers(self) -> dict[str, str]:
+        headers = _tried(self._record, self._headers)
+        headers.update({"cache-control": "no-cache", "x-accel-buffering": "no"})
+        return headers
+
+    def refused(self, exc: UpstreamError | None) -> Response:
+        if exc is None:
+            self._state.finish(self._record, 502)
+            return error_response(502, "api_error", "the upstream ended without answering")
+        self._state.finish(self._record, exc.status)
+        return upstream_error_response(exc, _tried(self._record, self._headers))
+
+    def done(self, status: int | None) -> None:
+        self._state.finish(self._record, status or self._record.status)
 
 
 def _probe_answer(state: AppState, probe: Probe, body: JSON, estimate: int, record: TurnRecord) -> Response:

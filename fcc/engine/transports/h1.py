@@ -34,7 +34,7 @@ import asyncio
 import collections
 import ssl
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Generator
 from typing import Any
 
 import httptools
@@ -297,6 +297,28 @@ class _Body(httpx.AsyncByteStream):
                 self._pool.discard(conn)
 
 
+class _Answer:
+    """The head of the answer to a request already written to `conn`."""
+
+    def __init__(
+        self, pool: H1Transport, conn: _Connection, request: httpx.Request, timeout: dict[str, Any]
+    ) -> None:
+        self._pool = pool
+        self._conn: _Connection | None = conn
+        self._request = request
+        self._timeout = timeout
+
+    def __await__(self) -> Generator[Any, None, httpx.Response]:
+        conn, self._conn = self._conn, None
+        assert conn is not None, "awaited twice"
+        return self._pool._answer(conn, self._request, self._timeout).__await__()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:  # written, never read: nobody can reuse it
+            self._pool.discard(conn)
+
+
 class H1Transport(httpx.AsyncBaseTransport):
     """A pool of HTTP/1.1 connections per (scheme, host, port) for every upstream: idle ones
     are reused last-in first-out, at most `limits.max_connections` are open at once (a request
@@ -335,6 +357,38 @@ class H1Transport(httpx.AsyncBaseTransport):
             return self._ssl
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key, timeout = self._target(request)
+        head = _head(request)
+        conn = await self._acquire(key, timeout, request)
+        conn.begin(head=request.method == "HEAD")
+        try:
+            await self._send(conn, head, request, timeout.get("write"))
+        except BaseException:
+            self.discard(conn)
+            raise
+        return await self._answer(conn, request, timeout)
+
+    def send_now(self, request: httpx.Request) -> _Answer | Coroutine[Any, Any, httpx.Response]:
+        """`handle_async_request(request)`, with the request written before this returns when
+        a kept-alive connection is at hand and the body is bytes (as fcc's always are): what
+        is left to await is the answer's head. Otherwise it is that coroutine, and everything
+        happens when it is awaited. Either way, `close()` what is never awaited: a written
+        request's connection is given up."""
+        try:
+            content = request.content
+            key, timeout = self._target(request)
+            head = _head(request)
+        except (httpx.RequestNotRead, httpx.UnsupportedProtocol, httpx.LocalProtocolError):
+            return self.handle_async_request(request)  # which raises the same when awaited
+        conn = self._take_idle(key)
+        if conn is None:
+            return self.handle_async_request(request)
+        conn.begin(head=request.method == "HEAD")
+        assert conn.transport is not None
+        conn.transport.writelines((head, content))
+        return _Answer(self, conn, request, timeout)
+
+    def _target(self, request: httpx.Request) -> tuple[Key, dict[str, Any]]:
         url = request.url
         scheme = url.scheme
         port = url.port or _DEFAULT_PORTS.get(scheme)
@@ -342,13 +396,14 @@ class H1Transport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(
                 f"fcc speaks http and https upstreams, not {scheme}", request=request
             )
-        key = (scheme, url.raw_host.decode("ascii"), port)
-        timeout: dict[str, Any] = request.extensions.get("timeout", {})
-        head = _head(request)
-        conn = await self._acquire(key, timeout, request)
-        conn.begin(head=request.method == "HEAD")
+        return (scheme, url.raw_host.decode("ascii"), port), request.extensions.get("timeout", {})
+
+    async def _answer(
+        self, conn: _Connection, request: httpx.Request, timeout: dict[str, Any]
+    ) -> httpx.Response:
+        """The answer's head, once the request has been handed to the connection."""
         try:
-            await self._send(conn, head, request, timeout.get("write"))
+            await conn.drain(timeout.get("write"), request)
             while not conn.headers_done:
                 await conn.news(timeout.get("read"), request)
         except BaseException:
@@ -389,7 +444,6 @@ class H1Transport(httpx.AsyncBaseTransport):
                     await conn.drain(timeout, request)
             if chunked and not conn.lost:
                 transport.write(b"0\r\n\r\n")
-        await conn.drain(timeout, request)
 
     # ---- the pool ----
 
@@ -398,15 +452,9 @@ class H1Transport(httpx.AsyncBaseTransport):
         if loop is None:  # looked up once: on Python 3.11 each lookup is a getpid() system call
             loop = self._loop = asyncio.get_running_loop()
         while True:
-            idle = self._idle.get(key)
-            now = loop.time()
-            while idle:
-                conn = idle.pop()
-                self._idle_count -= 1
-                if conn.usable(now, self._expiry):
-                    conn.busy = True
-                    return conn
-                self._drop(conn)
+            conn = self._take_idle(key)
+            if conn is not None:
+                return conn
             if self._max is None or self._open < self._max:
                 break
             if self._idle_count:  # idle connections to other upstreams give way
@@ -434,6 +482,23 @@ class H1Transport(httpx.AsyncBaseTransport):
             self._open -= 1
             self._free_slot()
             raise
+
+    def _take_idle(self, key: Key) -> _Connection | None:
+        """The most recently used idle connection to `key` still fit to serve, now busy."""
+        idle = self._idle.get(key)
+        if not idle:
+            return None
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        while idle:
+            conn = idle.pop()
+            self._idle_count -= 1
+            if conn.usable(now, self._expiry):
+                conn.busy = True
+                return conn
+            self._drop(conn)
+        return None
 
     async def _connect(
         self, key: Key, timeout: float | None, loop: asyncio.AbstractEventLoop, request: httpx.Request

@@ -12,8 +12,8 @@ import asyncio
 import email.utils
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Mapping
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -92,6 +92,14 @@ class Silence:
         self._timer.cancel()
 
 
+class Pending(Protocol):
+    """An upstream answer's head to await, or to `close()` if it never will be."""
+
+    def __await__(self) -> Generator[Any, None, httpx.Response]: ...
+
+    def close(self) -> None: ...
+
+
 class Sender:
     """fcc's upstream requests as httpx Requests and Responses, handed straight to the client's
     transport. `AsyncClient.send` adds nothing fcc uses to a request: fcc follows no redirect
@@ -105,6 +113,8 @@ class Sender:
 
     def __init__(self, client: httpx.AsyncClient, transport: httpx.AsyncBaseTransport) -> None:
         self._transport = transport
+        # A transport that can write a request at once offers send_now (transports/h1.py).
+        self._send_now: Callable[[httpx.Request], Pending] | None = getattr(transport, "send_now", None)
         self.loop = asyncio.get_running_loop()  # made in the server's loop: no lookup per request
         self._defaults = {name.lower(): value for name, value in client.headers.items()}
 
@@ -117,6 +127,14 @@ class Sender:
         return httpx.Request(
             "POST", url, headers=merged, content=content, extensions={"timeout": timeout.as_dict()}
         )
+
+    def start(self, request: httpx.Request) -> Pending:
+        """`send(request)`, begun: on fcc's own leg with a kept-alive connection at hand, the
+        request is written before this returns and what is left is the wait for the answer.
+        Otherwise it goes out when awaited."""
+        if self._send_now is not None:
+            return self._send_now(request)
+        return self.send(request)
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """The answer's status and headers; its body still streaming."""
@@ -133,8 +151,8 @@ async def stream_turn(
     sender: Sender, adapter: Adapter, turn: Turn, keys: KeyStore
 ) -> AsyncGenerator[list[Event], None]:
     """The turn's event batches. An empty batch comes first: the upstream request is built and
-    encoded (nothing here reads `turn.body` again, so the caller may drop it) and about to be
-    sent; the rest waits on the upstream."""
+    encoded (nothing here reads `turn.body` again, so the caller may drop it) and, where it
+    could be at once, written (Sender.start); the rest waits on the upstream."""
     request = adapter.build(turn, keys)
     translator = adapter.translator(turn)
     timeouts = turn.provider.timeouts
@@ -149,11 +167,16 @@ async def stream_turn(
     # The translated body now lives on as bytes inside `outgoing`; the dict (as large again
     # as the client's request) need not stay alive for the whole stream.
     del request
-    yield []
+    pending = sender.start(outgoing)
+    try:
+        yield []
+    except BaseException:  # closed before the wait began: the written request's connection goes
+        pending.close()
+        raise
     try:
         async with asyncio.timeout(timeouts.first_byte):
             try:
-                response = await sender.send(outgoing)
+                response = await pending
             except (httpx.RemoteProtocolError, httpx.ReadError):
                 # A kept-alive connection the server had already closed (llama.cpp and others
                 # drop idle ones): nothing was answered, so the request goes once more, on a
