@@ -298,6 +298,40 @@ def test_bad_requests_get_actionable_400s(fcc_url: str):
     assert not_utf8.status_code == 400 and "UTF-8" in not_utf8.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("where", ["handler", "stream before content"])
+def test_a_failure_of_fccs_own_is_a_500_that_says_so_and_the_server_carries_on(
+    where: str, fcc_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """POST /v1/messages bypasses Starlette's error middleware (server/app.py): its own
+    errors still get the application's answer, whether the handler fails or the stream
+    fails before anything was written."""
+    from fcc.engine.routing import dispatch
+    from fcc.engine.server import messages
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    if where == "handler":
+        monkeypatch.setattr(messages, "features_of", broken)
+    else:
+        monkeypatch.setattr(dispatch.Dispatcher, "_first_content", staticmethod(broken))
+    for stream in (True, False):
+        response = httpx.post(
+            f"{fcc_url}/v1/messages",
+            json={"model": "replay/text:hi", "max_tokens": 5, "stream": stream, "messages": USER},
+        )
+        assert response.status_code == 500
+        assert response.json()["error"] == {
+            "type": "api_error",
+            "message": "fcc hit an internal error; see its log",
+        }
+    monkeypatch.undo()
+    again = httpx.post(
+        f"{fcc_url}/v1/messages", json={"model": "replay/text:hi", "max_tokens": 5, "messages": USER}
+    )
+    assert again.status_code == 200 and again.json()["content"][0]["text"] == "hi"
+
+
 def test_body_size_limit(tmp_path: Path, live_upstream: Live):
     path = replay_config(tmp_path, live_upstream.upstream_url, "server:\n  max_body_mb: 0.001\n")
     with serve(create_app(load_settings(path), KeyStore(environ={}))) as url:
