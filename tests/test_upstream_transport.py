@@ -450,6 +450,32 @@ async def test_a_request_goes_out_before_its_answer_is_awaited_and_one_never_awa
     await transport.aclose()
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.example.com/v1/chat/completions",
+        "http://127.0.0.1:8899/v1/messages?beta=true",
+        "https://bücher.example:8443/v1/x",
+    ],
+)
+async def test_senders_requests_are_the_ones_httpx_would_build(url: str):
+    """Sender.request sets Host and Content-Length itself (httpx looks for them otherwise): the
+    request is the one AsyncClient.build_request makes, header for header, and its content the
+    very bytes given, not a copy."""
+    from fcc.engine.transports.http import Sender
+
+    content = b'{"model": "m", "messages": []}' * 100
+    headers = {"Authorization": "Bearer k", "content-type": "application/json", "x-extra": "1"}
+    timeout = httpx.Timeout(None, connect=5.0)
+    async with httpx.AsyncClient(transport=H1Transport(LIMITS)) as client:
+        sender = Sender(client, H1Transport(LIMITS))
+        ours = sender.request(url, headers, content, timeout)
+        theirs = client.build_request("POST", url, headers=headers, content=content, timeout=timeout)
+    assert ours.url == theirs.url and ours.method == "POST"
+    assert sorted(ours.headers.multi_items()) == sorted(theirs.headers.multi_items())
+    assert ours.content is content and ours.extensions["timeout"] == theirs.extensions["timeout"]
+
+
 def gc_objects(kind: type) -> list[Any]:
     import gc
 
