@@ -12,7 +12,7 @@ import asyncio
 import email.utils
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -267,11 +267,21 @@ async def stream_turn(
             yield events
             return
         decoder = SSEDecoder()
-        # Without a content-encoding there is nothing to decode: the raw reads, one async
-        # generator less per chunk. A response a transport built already read (httpx's
-        # MockTransport, say) has no raw reads left; aiter_bytes serves its content.
-        plain = "content-encoding" not in response.headers and not response.is_stream_consumed
-        chunks = response.aiter_raw() if plain else response.aiter_bytes()
+        # Without a content-encoding there is nothing to decode: the transport's own reads,
+        # two async generators less per chunk than aiter_bytes (aiter_raw, which only counts
+        # and re-chunks them, is passed over too). A response a transport built already
+        # read (httpx's MockTransport, say) has no raw reads left; aiter_bytes serves its
+        # content. The stream is closed below, with the response.
+        stream = response.stream
+        chunks: AsyncIterator[bytes]
+        if (
+            isinstance(stream, httpx.AsyncByteStream)
+            and "content-encoding" not in response.headers
+            and not response.is_stream_consumed
+        ):
+            chunks = aiter(stream)
+        else:
+            chunks = response.aiter_bytes()
         silence = Silence(timeouts.idle, sender.loop)
         try:
             while True:
