@@ -996,7 +996,8 @@ def write(results: Results, md: Path, png: Path, repo: Path) -> None:
     plan = results.plan
     plotted = importlib.util.find_spec("matplotlib") is not None
     results.plotted = plotted
-    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    # When the run ended, not when it was rendered (--report-only renders a run again).
+    when = results.finished or datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     levels = ", ".join(
         f"c={lv.concurrency}: {lv.per_contender} requests ({lv.rounds} rounds)" for lv in plan.levels
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import math
 import os
@@ -89,6 +90,7 @@ class Results:
     load_cpu: dict[str, float] = field(default_factory=dict)
     machine: str = ""
     elapsed: float = 0.0
+    finished: str = ""  # when the run ended, "YYYY-MM-DD HH:MM" ("" in a pickle from before)
     contenders: list[str] = field(default_factory=list)  # in the order they were interleaved
     run_dir: str = "bench/.cache/run"  # logs, raw stacks, results.pickle (as shown in RESULTS.md)
     head: str = ""  # "this commit": HEAD's short sha, and whether fcc's files had uncommitted changes
@@ -599,6 +601,7 @@ def run(
         "VM it has moved by 2x within one session: compare runs by it, and by the baseline's figures."
     )
     results.elapsed = time.perf_counter() - began
+    results.finished = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     # Other work on the machine skews every figure; the load average is the cheap witness.
     results.notes.append(
         f"Load average (1 min) {load_before:.1f} before the run and {os.getloadavg()[0]:.1f} after, "

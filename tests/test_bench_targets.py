@@ -89,6 +89,13 @@ def test_every_target_row_comes_from_the_run(tmp_path: Path) -> None:
     assert first.endswith("| 0.450 s (min 0.420, max 0.600) |")
 
 
+def test_the_header_gives_when_the_run_ended_not_when_it_was_rendered(tmp_path: Path) -> None:
+    results = _results(with_litellm=False, with_workers=False)
+    results.finished = "2026-01-02 03:04"
+    _, text = _sections(tmp_path, results)
+    assert text.splitlines()[2].startswith("Run `full` on 2026-01-02 03:04, ")
+
+
 def test_a_missed_target_and_what_was_not_run(tmp_path: Path) -> None:
     results = _results(with_litellm=False, with_workers=False)
     results.first_answer = [0.9, 1.1]
