@@ -65,21 +65,16 @@ def _hooks(out: Path) -> None:
     def mark(name: str) -> None:
         current.setdefault(name, now())
 
-    def before(owner: Any, attr: str, name: str) -> None:
+    def at(owner: Any, attr: str, start: str | None, end: str | None = None) -> None:
+        """A plain function's call marks `start` as it begins, `end` as it returns."""
         f = getattr(owner, attr)
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            mark(name)
-            return f(*args, **kwargs)
-
-        setattr(owner, attr, wrapped)
-
-    def after(owner: Any, attr: str, name: str) -> None:
-        f = getattr(owner, attr)
-
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if start:
+                mark(start)
             result = f(*args, **kwargs)
-            mark(name)
+            if end:
+                mark(end)
             return result
 
         setattr(owner, attr, wrapped)
@@ -134,11 +129,11 @@ def _hooks(out: Path) -> None:
         begin(self)
 
     protocol.on_message_begin = on_message_begin  # type: ignore[method-assign]
-    before(protocol, "on_headers_complete", "headers")
-    before(protocol, "on_message_complete", "body in")
+    at(protocol, "on_headers_complete", "headers")
+    at(protocol, "on_message_complete", "body in")
     around(messages, "read_body", "handler", "parsed")
-    before(transport_loop.Sender, "start", "built")
-    after(h1.H1Transport, "send_now", "sent")
+    at(transport_loop.Sender, "start", "built")
+    at(h1.H1Transport, "send_now", None, "sent")
     around(h1.H1Transport, "_answer", None, "upstream headers")
     around(edge.EventStream, "__call__", "response", None)
     chunks = h1._Body.__aiter__

@@ -158,10 +158,6 @@ class _App(Starlette):
     Starlette does). fcc adds no middleware; one added to this application would not see
     the turns."""
 
-    def __init__(self, *, exception_handlers: dict[Any, Any], **kwargs: Any) -> None:
-        super().__init__(exception_handlers=exception_handlers, **kwargs)
-        self._handlers = exception_handlers
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SERVER_SEND] = send
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/messages":
@@ -186,7 +182,8 @@ class _App(Starlette):
         except Exception as exc:
             if started:
                 raise  # the answer is under way: the server ends the connection
-            handler = next(self._handlers[kind] for kind in type(exc).__mro__ if kind in self._handlers)
+            handlers = self.exception_handlers
+            handler = next(handlers[kind] for kind in type(exc).__mro__ if kind in handlers)
             answer = await handler(request, exc)
             await answer(scope, receive, send)
 

@@ -207,11 +207,15 @@ class EventStream(StreamingResponse):
 
     async def _committing(self) -> bool:
         """Whether the stream has committed to 200, once any ping under way has gone out."""
+        await self._ping_out()
+        return self._committed
+
+    async def _ping_out(self) -> None:
+        """Until a ping under way has gone out (or failed): two writes never overlap."""
         if self._ping is not None:
             ping, self._ping = self._ping, None
             with contextlib.suppress(Exception):
                 await ping
-        return self._committed
 
     async def _refuse(self, scope: Scope, receive: Receive, exc: UpstreamError | None) -> bool:
         """The HTTP error instead of the stream, if nothing has been written yet."""
@@ -241,10 +245,7 @@ class EventStream(StreamingResponse):
         return encode(self._start) + encode(Ping())
 
     async def _write(self, send: Send, body: bytes, more: bool = True) -> None:
-        if self._ping is not None:
-            ping, self._ping = self._ping, None
-            with contextlib.suppress(Exception):
-                await ping
+        await self._ping_out()
         await self._send(send, body, more)
 
     async def _send(self, send: Send, body: bytes, more: bool = True) -> None:
