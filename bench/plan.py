@@ -35,6 +35,9 @@ class Plan:
     # `fcc serve --workers N` (on a shared sqlite store) as one more contender, at these levels only
     workers: int = 2
     workers_levels: tuple[int, ...] = (16, 64, 256)
+    # c=1 again, with and without the proxy's core kept from idling (bench/awake.py): rounds,
+    # requests per contender, state and round (0 rounds: not run)
+    awake: Level = Level(1, 3, 12)
 
 
 FULL = Plan(
@@ -53,5 +56,6 @@ QUICK = Plan(
     check_runs=1,
     micro_budget=0.2,
     profile_seconds=0,
+    awake=Level(1, 1, 3),
     workers_levels=(16,),  # one level: the code path runs in CI, at the cost of one batch or two
 )

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import baseline, litellm, micro, procs, profile, relay, report, stores
+from bench import awake, baseline, litellm, micro, procs, profile, relay, report, stores
 from bench.plan import FULL, QUICK, Level, Plan
 from bench.stats import Phase
 from bench.workload import BENCH_LIMITS, REPO, fcc_config, load_fixtures, write_workload
@@ -114,6 +114,8 @@ class Results:
     workers_skipped: str = ""  # why it did not run
     workers_note: str = ""  # its store, its cores
     workers_rss_hwm_kb: int | None = None  # VmHWM summed over its process tree after the load
+    # c=1 with and without the proxy's core kept awake (bench/awake.py); None: from before it
+    core_awake: awake.Awake | None = None
     # The request bodies the client sent, per shape ("anthropic", "openai"): (min, mean, max) in KB
     body_kb: dict[str, tuple[float, float, float]] = field(default_factory=dict)
 
@@ -685,6 +687,7 @@ def _run(
                 print(f"concurrency {level.concurrency}: {level.per_contender} requests each", flush=True)
                 results.phases += run_level(client, contenders, level, plan.tokens)
             results.fcc_rss_hwm_kb = procs.memory_kb(fcc.pid or 0, "VmHWM")
+            results.core_awake = keep_awake(client, [contenders[0], relayed, fcc], plan, proxy_cores, run_dir)
             if workers is not None:
                 results.workers_rss_hwm_kb = procs.memory_kb(workers.pid or 0, "VmHWM")
             if old is not None and results.baseline is not None:
@@ -755,6 +758,26 @@ def _run(
             f"{shown(base.venv)}; `fcc check` is not run for it (only its `fcc serve --config` is "
             f"relied on). Its config: {results.baseline_config}."
         )
+
+
+def keep_awake(
+    client: Client, contenders: list[Contender], plan: Plan, cores: set[int] | None, run_dir: Path
+) -> awake.Awake:
+    """The c=1 batches again, with the proxy's core idle between steps as in the load phases and
+    kept awake by a SCHED_IDLE spinner (bench/awake.py), interleaved."""
+    problem = awake.unavailable(cores)
+    if problem or not plan.awake.rounds:
+        return awake.Awake(problem=problem or "not in this plan")
+    assert cores is not None
+    print(
+        f"c=1 with the proxy's core kept awake or not: {plan.awake.per_contender} requests each", flush=True
+    )
+
+    def batch(contender: Contender, phase: Phase) -> None:
+        measured(client, contender, phase, 1, plan.awake.per_worker)
+
+    named = [(c.name, c) for c in contenders]
+    return awake.run(batch, named, cores, plan.awake.rounds, plan.tokens, run_dir / "spinner.log")
 
 
 def long_answers(

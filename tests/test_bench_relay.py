@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import procs, relay, report
+from bench import procs, relay
 from bench.plan import QUICK
 from bench.run import Results
-from bench.stats import Phase
+from tests.support.bench_results import phase, section
 
 REPO = Path(__file__).resolve().parents[1]
 LOOPS = ["asyncio", "uvloop"]
@@ -273,25 +273,17 @@ def test_python_m_bench_relay(relay_process: tuple[int, int]) -> None:
     run("asyncio", main)
 
 
-def _phase(name: str, c: int, ttft: float, cpu: float | None) -> Phase:
-    # TTFTs spread over 2 ms: p50 = ttft + 1 ms, p99 = ttft + 1.98 ms.
-    records = [(True, 0.0, ttft + i * 0.002 / 19, ttft + 0.5, QUICK.tokens) for i in range(20)]
-    return Phase(name, c, QUICK.tokens, records=records, wall=1.0, cpu=cpu, rss_peak_kb=20 * 1024)
-
-
 def _section(tmp_path: Path, results: Results) -> str:
-    report.write(results, tmp_path / "RESULTS.md", tmp_path / "latency.png", REPO)
-    text = (tmp_path / "RESULTS.md").read_text(encoding="utf-8")
-    return text.split("## One more hop: a zero-work relay\n", 1)[1].split("\n## ", 1)[0]
+    return section(tmp_path, results, "One more hop: a zero-work relay")
 
 
 def test_the_relay_section_splits_fcc_into_the_hop_and_its_own_work(tmp_path: Path) -> None:
     results = Results(QUICK, True, "raw", contenders=["direct", "relay", "fcc"])
     for c, hop in ((1, 0.0002), (16, 0.0005)):
         results.phases += [
-            _phase("direct", c, 0.050, None),
-            _phase("relay", c, 0.050 + hop, 0.002),  # 0.1 ms CPU per request
-            _phase("fcc", c, 0.051 + hop, 0.02),  # 1 ms beyond the relay
+            phase("direct", c, 0.050, None),
+            phase("relay", c, 0.050 + hop, 0.002),  # 0.1 ms CPU per request
+            phase("fcc", c, 0.051 + hop, 0.02),  # 1 ms beyond the relay
         ]
     results.body_kb = {"anthropic": (48.1, 57.2, 85.1), "openai": (47.4, 56.9, 85.2)}
     section = _section(tmp_path, results)
@@ -311,5 +303,5 @@ def test_the_relay_section_splits_fcc_into_the_hop_and_its_own_work(tmp_path: Pa
 
 def test_results_from_before_the_relay_say_it_did_not_run(tmp_path: Path) -> None:
     results = Results(QUICK, True, "raw", contenders=["direct", "fcc"])
-    results.phases = [_phase(n, c, 0.05, 0.01) for n in ("direct", "fcc") for c in (1, 16)]
+    results.phases = [phase(n, c, 0.05, 0.01) for n in ("direct", "fcc") for c in (1, 16)]
     assert _section(tmp_path, results).strip().startswith("Not measured in this run: the relay did not run")

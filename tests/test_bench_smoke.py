@@ -6,6 +6,7 @@ CI machine makes them noisy); it proves the harness measures something."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -147,6 +148,19 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
         assert _number(row["fcc CPU ms/req"]) > 0, row
         beyond = _number(row["fcc added TTFT p50"]) - _number(row["relay added TTFT p50"])
         assert abs(_number(row["fcc beyond the relay p50"]) - beyond) <= 0.011, row
+
+    # c=1 again with fcc's core kept awake: what the idle core costs the relay and fcc.
+    kept = section(results, "One stream with the proxy's core kept awake")
+    if (os.cpu_count() or 1) >= 2:
+        rows = table(kept)
+        assert [r["contender"] for r in rows] == [relay.CONTENDER, "fcc"]
+        for row in rows:
+            for column, cell in row.items():
+                if column != "contender":
+                    _number(cell)
+        assert "with fcc's core kept awake (see below)" in issue["added TTFT p50 at c=1"]["this run"]
+    else:
+        assert "Not measured in this run: the proxy has no core of its own" in kept
 
     targets = {r["target"]: r for r in table(section(results, "Targets"))}
     assert targets["added TTFT p50 ≤ 1 ms at c=1"]["verdict"] in ("**met**", "**missed**")
