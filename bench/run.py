@@ -777,7 +777,10 @@ def keep_awake(
         measured(client, contender, phase, 1, plan.awake.per_worker)
 
     named = [(c.name, c) for c in contenders]
-    return awake.run(batch, named, cores, plan.awake.rounds, plan.tokens, run_dir / "spinner.log")
+    try:
+        return awake.run(batch, named, cores, plan.awake.rounds, plan.tokens, run_dir / "spinner.log")
+    except OSError as exc:  # SCHED_IDLE refused (a sandbox's seccomp policy): the run goes on
+        return awake.Awake(problem=f"the spinner could not be set up ({exc})")
 
 
 def long_answers(

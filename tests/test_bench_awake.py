@@ -12,7 +12,7 @@ import pytest
 
 from bench import awake, procs
 from bench.plan import QUICK
-from bench.run import Results
+from bench.run import Contender, Results, keep_awake
 from bench.stats import Phase
 from tests.support.bench_results import phase, section
 
@@ -125,3 +125,25 @@ def test_results_without_the_phase_say_so(tmp_path: Path) -> None:
     assert (
         _section(tmp_path, results).strip() == "Not measured in this run: the proxy has no core of its own."
     )
+
+
+class _Client:
+    """The load client's batch, answered at once: 50 ms to the first token."""
+
+    def batch(self, contender: object, concurrency: int, requests: int, tokens: int) -> dict[str, object]:
+        return {"wall": 0.1, "records": [[True, 0.0, 0.05, 0.1, tokens]] * requests}
+
+
+def test_a_platform_that_refuses_sched_idle_ends_the_phase_not_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: object) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "SCHED_IDLE", 5, raising=False)
+    monkeypatch.setattr(os, "sched_setscheduler", refused)
+    direct = Contender("direct", "http://127.0.0.1:9/", "openai", None)
+    core = min(os.sched_getaffinity(0))
+    found = keep_awake(_Client(), [direct], QUICK, {core}, tmp_path)  # type: ignore[arg-type]
+    assert found.problem == "the spinner could not be set up ([Errno 1] Operation not permitted)"
+    assert _spinners() == []  # the one started was stopped
