@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench import procs
-from bench.stats import Phase
+from bench.stats import Phase, rotated
 
 SPIN = "while True: pass"
 C = TypeVar("C")
@@ -80,13 +80,10 @@ def run(
         out.idle[name] = Phase(name, 1, tokens)
         out.awake[name] = Phase(name, 1, tokens)
     for r in range(rounds):
-        shift = r % len(contenders)
-        order = contenders[shift:] + contenders[:shift]
-        states = ("idle", "awake") if r % 2 == 0 else ("awake", "idle")
-        for state in states:
-            phases = out.awake if state == "awake" else out.idle
+        order = rotated(contenders, r)
+        for phases, spin in rotated([(out.idle, False), (out.awake, True)], r):
             with contextlib.ExitStack() as stack:
-                if state == "awake":
+                if spin:
                     stack.enter_context(spinning(cores, log))
                 for name, contender in order:
                     measured(contender, phases[name])

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.stats import percentile
+from bench.stats import percentile, rotated
 from bench.workload import FIXTURES
 
 
@@ -164,8 +164,7 @@ def measure(arg: Any, ops: dict[str, Op], reps: int) -> dict[str, list[float]]:
     gc.collect()
     clock = time.perf_counter_ns
     for r in range(reps):
-        shift = r % len(items)
-        for name, op in items[shift:] + items[:shift]:
+        for name, op in rotated(items, r):
             start = clock()
             op(arg)
             times[name].append((clock() - start) / 1000)

@@ -22,7 +22,7 @@ from typing import Any
 
 from bench import awake, baseline, litellm, micro, procs, profile, relay, report, stores
 from bench.plan import FULL, QUICK, Level, Plan
-from bench.stats import Phase
+from bench.stats import Phase, rotated
 from bench.workload import BENCH_LIMITS, REPO, fcc_config, load_fixtures, write_workload
 
 BENCH = Path(__file__).resolve().parent
@@ -183,8 +183,7 @@ def run_level(client: Client, contenders: list[Contender], level: Level, tokens:
     for c in contenders:  # warm-up: connections open, caches filled; not measured
         client.batch(c, warm, warm, tokens)
     for r in range(level.rounds):
-        shift = r % len(contenders)
-        for c in contenders[shift:] + contenders[:shift]:
+        for c in rotated(contenders, r):
             measured(client, c, phases[c.name], level.concurrency, level.concurrency * level.per_worker)
         print(f"  c={level.concurrency} round {r + 1}/{level.rounds} done", flush=True)
     return list(phases.values())
@@ -792,8 +791,7 @@ def long_answers(
     for b in builds:  # warm-up, not measured
         client.batch(b, 16, 16, plan.long_tokens)
     for r in range(plan.long_rounds):
-        shift = r % len(builds)
-        for b in builds[shift:] + builds[:shift]:
+        for b in rotated(builds, r):
             phase = longs[b.name]
             cpu0, n0 = phase.cpu or 0.0, len(phase.records)
             measured(client, b, phase, 16, plan.long_requests)

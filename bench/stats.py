@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 Record = tuple[bool, float, float, float, int]  # ok, start, ttft, total, tokens (see client.py)
+T = TypeVar("T")
+
+
+def rotated(items: Sequence[T], r: int) -> list[T]:
+    """`items` in round `r`'s order: every round starts one further along, so the machine's
+    drift lands on each in turn instead of on whichever always runs last."""
+    shift = r % len(items)
+    return [*items[shift:], *items[:shift]]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -20,7 +20,6 @@ from bench.plan import QUICK
 from bench.run import Results
 from tests.support.bench_results import phase, section
 
-REPO = Path(__file__).resolve().parents[1]
 LOOPS = ["asyncio", "uvloop"]
 SMALL_BUFFER = 16 * 1024  # the kernel's socket buffers of the origin and the client, so the relay's fill
 
