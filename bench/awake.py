@@ -25,7 +25,7 @@ from typing import TypeVar
 from bench import procs
 from bench.stats import Phase, rotated
 
-SPIN = "while True: pass"
+SPIN = 'print("spinning", flush=True)\nwhile True: pass'  # says so once it is in the loop
 C = TypeVar("C")
 
 
@@ -55,13 +55,19 @@ def spinning(cores: set[int], log: Path) -> Iterator[list[int]]:
     spinners: list[subprocess.Popen[str]] = []
     try:
         for core in sorted(cores):
-            proc = procs.spawn([sys.executable, "-c", SPIN], log, cores={core})
+            proc = procs.spawn([sys.executable, "-c", SPIN], log, cores={core}, stdout=subprocess.PIPE)
             spinners.append(proc)
             os.sched_setscheduler(proc.pid, os.SCHED_IDLE, os.sched_param(0))
+        for proc in spinners:  # measure only once every core is kept awake, not while Python starts
+            assert proc.stdout is not None
+            if proc.stdout.readline() != "spinning\n":
+                raise OSError(f"the spinner on core(s) {sorted(cores)} exited before it spun (see {log})")
         yield [p.pid for p in spinners]
     finally:
         for proc in spinners:
             procs.stop(proc)
+            if proc.stdout is not None:
+                proc.stdout.close()
 
 
 def run(
