@@ -36,8 +36,10 @@ class Plan:
     workers: int = 2
     workers_levels: tuple[int, ...] = (16, 64, 256)
     # c=1 again, with and without the proxy's core kept from idling (bench/awake.py): rounds,
-    # requests per contender, state and round (0 rounds: not run)
-    awake: Level = Level(1, 3, 12)
+    # requests per contender, state and round (0 rounds: not run). Its answers are short: the
+    # phase measures time to first token only, so five times the requests fit in the same time.
+    awake: Level = Level(1, 3, 50)
+    awake_tokens: int = 10
 
 
 FULL = Plan(

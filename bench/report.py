@@ -439,7 +439,8 @@ def awake_section(results: Results) -> list[str]:
         return ["Not measured in this run (these results are from before bench/awake.py)."]
     if found.problem:
         return [f"Not measured in this run: {found.problem}."]
-    n = len(next(iter(found.awake.values())).records) if found.awake else 0
+    first = next(iter(found.awake.values()), None)
+    n, tokens = (len(first.records), first.expected_tokens) if first else (0, 0)
     cores = ", ".join(str(c) for c in found.cores)
     lines = [
         "At one stream the proxy's core sits idle between a request's steps: while the upstream "
@@ -449,7 +450,8 @@ def awake_section(results: Results) -> list[str]:
         f"phases, and *kept awake*, with a busy loop under SCHED_IDLE pinned to core {cores} "
         "(Linux runs it only when nothing else on the core wants to run, so the proxy preempts "
         "it the moment it wakes, and the core never halts). Added = the contender's TTFT minus "
-        f"direct's in the same state; {n} requests per contender and state. The spinner is a "
+        f"direct's in the same state; {n} requests per contender and state, {tokens}-token answers "
+        "(only the first token is timed here, and short answers fit more requests in). The spinner is a "
         "measuring aid (bench/awake.py): no proxy should burn a core to save this.",
         "",
         "| contender | added TTFT p50, core idle | added TTFT p50, kept awake | what the idle core "

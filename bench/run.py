@@ -646,7 +646,7 @@ def _run(
     ]
     base_chosen: list[tuple[Path, str]] = []
     workload = run_dir / "workload.json"
-    fixtures = write_workload(workload, config, plan.tokens, plan.long_tokens)
+    fixtures = write_workload(workload, config, plan.tokens, plan.long_tokens, plan.awake_tokens)
     models = [f.body["model"] for f in fixtures]
     results.body_kb = body_sizes(workload, plan.tokens)
     health = f"http://127.0.0.1:{up_port}/health"
@@ -769,7 +769,9 @@ def keep_awake(
         return awake.Awake(problem=problem or "not in this plan")
     assert cores is not None
     print(
-        f"c=1 with the proxy's core kept awake or not: {plan.awake.per_contender} requests each", flush=True
+        f"c=1 with the proxy's core kept awake or not: {plan.awake.per_contender} requests each, "
+        f"{plan.awake_tokens}-token answers",
+        flush=True,
     )
 
     def batch(contender: Contender, phase: Phase) -> None:
@@ -777,7 +779,7 @@ def keep_awake(
 
     named = [(c.name, c) for c in contenders]
     try:
-        return awake.run(batch, named, cores, plan.awake.rounds, plan.tokens, run_dir / "spinner.log")
+        return awake.run(batch, named, cores, plan.awake.rounds, plan.awake_tokens, run_dir / "spinner.log")
     except OSError as exc:  # SCHED_IDLE refused (a sandbox's seccomp policy): the run goes on
         return awake.Awake(problem=f"the spinner could not be set up ({exc})")
 

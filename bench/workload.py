@@ -115,21 +115,20 @@ def openai_body(fixture: Fixture, settings: Settings, tokens: int) -> bytes:
     return json.dumps(request.json).encode()
 
 
-def write_workload(path: Path, config_path: Path, tokens: int, long_tokens: int) -> list[Fixture]:
-    """The file the load client reads: bodies per (shape, token count) and headers per fixture."""
+def write_workload(path: Path, config_path: Path, tokens: int, *others: int) -> list[Fixture]:
+    """The file the load client reads: bodies per (shape, token count) and headers per fixture.
+    `tokens` is the answer length fcc's tiers map to; each of `others` names its own model."""
     from fcc.engine.catalog.config import load_settings
 
     fixtures = load_fixtures()
     settings = load_settings(config_path)
+    counts = [tokens, *(n for n in dict.fromkeys(others) if n != tokens)]
     data = {
         "headers": [f.headers for f in fixtures],
         "anthropic": {
-            str(tokens): [anthropic_body(f, None).decode() for f in fixtures],
-            str(long_tokens): [anthropic_body(f, long_tokens).decode() for f in fixtures],
+            str(n): [anthropic_body(f, None if n == tokens else n).decode() for f in fixtures] for n in counts
         },
-        "openai": {
-            str(n): [openai_body(f, settings, n).decode() for f in fixtures] for n in (tokens, long_tokens)
-        },
+        "openai": {str(n): [openai_body(f, settings, n).decode() for f in fixtures] for n in counts},
     }
     path.write_text(json.dumps(data), encoding="utf-8")
     return fixtures

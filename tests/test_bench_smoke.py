@@ -152,6 +152,8 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
     # c=1 again with fcc's core kept awake: what the idle core costs the relay and fcc.
     kept = section(results, "One stream with the proxy's core kept awake")
     if (os.cpu_count() or 1) >= 2:
+        n, tokens = QUICK.awake.per_contender, QUICK.awake_tokens
+        assert f"{n} requests per contender and state, {tokens}-token answers" in kept
         rows = table(kept)
         assert [r["contender"] for r in rows] == [relay.CONTENDER, "fcc"]
         for row in rows:
