@@ -37,7 +37,7 @@ class Plan:
     workers_levels: tuple[int, ...] = (16, 64, 256)
     # c=1 again, with and without the proxy's core kept from idling (bench/awake.py): rounds,
     # requests per contender, state and round (0 rounds: not run). Its answers are short: the
-    # phase measures time to first token only, so five times the requests fit in the same time.
+    # phase times the first token only, so 150 requests take about the time 36 long ones did.
     awake: Level = Level(1, 3, 50)
     awake_tokens: int = 10
 
